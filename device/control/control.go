@@ -1,0 +1,223 @@
+// Package control is the daemon's local control socket: a unix socket,
+// owner-only, under the run directory, through which `hoprd status` and
+// other thin clients ask the running daemon for its state.
+//
+// The protocol is one JSON request line and one JSON response line per
+// connection:
+//
+//	-> {"op":"status"}
+//	<- {"status":{...}}            or  {"error":"..."}
+package control
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hoprd/hoprd/device"
+)
+
+// MaxRequestSize bounds a request line; longer requests are refused.
+const MaxRequestSize = 4096
+
+// Operations a request may name.
+const (
+	OpStatus = "status"
+)
+
+// Errors of the control protocol.
+var (
+	ErrRequestTooLarge = errors.New("request too large")
+	ErrBadRequest      = errors.New("bad request")
+	ErrUnknownOp       = errors.New("unknown operation")
+	ErrNotRunning      = errors.New("no hoprd daemon is running")
+)
+
+// Request is what a client asks.
+type Request struct {
+	Op string `json:"op"`
+}
+
+// Response is what the daemon answers.
+type Response struct {
+	Status *device.Status `json:"status,omitempty"`
+	Error  string         `json:"error,omitempty"`
+}
+
+// ParseRequest decodes one request line. It accepts no unknown fields.
+func ParseRequest(line []byte) (Request, error) {
+	var r Request
+	if len(line) > MaxRequestSize {
+		return r, ErrRequestTooLarge
+	}
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return Request{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	if dec.More() {
+		return Request{}, fmt.Errorf("%w: trailing data", ErrBadRequest)
+	}
+	switch r.Op {
+	case OpStatus:
+		return r, nil
+	}
+	return Request{}, fmt.Errorf("%w %q", ErrUnknownOp, r.Op)
+}
+
+// SocketPath is where the daemon of interface name listens.
+func SocketPath(runDir, name string) string {
+	return filepath.Join(runDir, name+".sock")
+}
+
+// Server serves the control socket of one interface.
+type Server struct {
+	ln     net.Listener
+	path   string
+	status func() device.Status
+	log    *slog.Logger
+	wg     sync.WaitGroup
+}
+
+// Listen creates the run directory (mode 0700) and the socket (mode 0600)
+// and serves requests until Close. A stale socket left by a crashed daemon
+// is replaced; one that a live daemon answers on is an error.
+func Listen(
+	runDir, name string,
+	status func() device.Status,
+	log *slog.Logger,
+) (*Server, error) {
+	if err := os.MkdirAll(runDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create run directory: %w", err)
+	}
+	if err := os.Chmod(runDir, 0o700); err != nil {
+		return nil, fmt.Errorf("restrict run directory: %w", err)
+	}
+	path := SocketPath(runDir, name)
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s: another hoprd serves %s", path, name)
+	}
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("restrict control socket: %w", err)
+	}
+	s := &Server{ln: ln, path: path, status: status, log: log}
+	s.wg.Add(1)
+	go s.serve()
+	return s, nil
+}
+
+// Path returns the socket's path.
+func (s *Server) Path() string { return s.path }
+
+// Close stops serving and removes the socket.
+func (s *Server) Close() error {
+	err := s.ln.Close()
+	s.wg.Wait()
+	os.Remove(s.path)
+	return err
+}
+
+func (s *Server) serve() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(c)
+		}()
+	}
+}
+
+// handle answers one request on c.
+func (s *Server) handle(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	line, err := readLine(c)
+	var resp Response
+	if err == nil {
+		var req Request
+		req, err = ParseRequest(line)
+		if err == nil && req.Op == OpStatus {
+			st := s.status()
+			resp.Status = &st
+		}
+	}
+	if err != nil {
+		resp.Error = err.Error()
+	}
+	enc := json.NewEncoder(c)
+	if err := enc.Encode(&resp); err != nil {
+		s.log.Debug("control reply", "err", err)
+	}
+}
+
+// readLine reads one newline-terminated line of at most MaxRequestSize.
+func readLine(r io.Reader) ([]byte, error) {
+	br := bufio.NewReaderSize(io.LimitReader(r, MaxRequestSize+1), 512)
+	line, err := br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) || len(line) > MaxRequestSize {
+		return nil, ErrRequestTooLarge
+	}
+	if err != nil && !(errors.Is(err, io.EOF) && len(line) > 0) {
+		return nil, fmt.Errorf("read request: %w", err)
+	}
+	return bytes.TrimRight(line, "\n"), nil
+}
+
+// Status asks the daemon at path for its status.
+func Status(path string) (*device.Status, error) {
+	c, err := net.DialTimeout("unix", path, 2*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("%w (%s): %w", ErrNotRunning, path, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, `{"op":"status"}`+"\n"); err != nil {
+		return nil, fmt.Errorf("send status request: %w", err)
+	}
+	var resp Response
+	if err := json.NewDecoder(c).Decode(&resp); err != nil {
+		return nil, fmt.Errorf("read status reply: %w", err)
+	}
+	if resp.Error != "" {
+		return nil, fmt.Errorf("daemon: %s", resp.Error)
+	}
+	if resp.Status == nil {
+		return nil, fmt.Errorf("daemon: empty status reply")
+	}
+	return resp.Status, nil
+}
+
+// Running lists the interface names whose sockets are in runDir.
+func Running(runDir string) ([]string, error) {
+	m, err := filepath.Glob(filepath.Join(runDir, "*.sock"))
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(m))
+	for _, p := range m {
+		b := filepath.Base(p)
+		names = append(names, b[:len(b)-len(".sock")])
+	}
+	return names, nil
+}

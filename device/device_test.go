@@ -1,0 +1,241 @@
+package device
+
+import (
+	"bytes"
+	"encoding/binary"
+	"log/slog"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/hoprd/hoprd/handshake"
+	"golang.zx2c4.com/wireguard/conn/bindtest"
+	"golang.zx2c4.com/wireguard/tun/tuntest"
+)
+
+// testPair is two devices joined by in-memory binds and TUNs:
+//
+//	tunA <-> device A (100.64.0.1) <-bind-> device B (100.64.0.2) <-> tunB
+type testPair struct {
+	a, b       *Device
+	tunA, tunB *tuntest.ChannelTUN
+	pa, pb     *Peer // A's view of B, B's view of A
+}
+
+var (
+	addrA = netip.MustParseAddr("100.64.0.1")
+	addrB = netip.MustParseAddr("100.64.0.2")
+)
+
+func testLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(discard{}, nil))
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func mustKey(t testing.TB) handshake.PrivateKey {
+	t.Helper()
+	k, err := handshake.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// newTestPair starts two devices that know each other, speaking proto with
+// the given hop interval and timers.
+func newTestPair(
+	t testing.TB,
+	proto *handshake.Protocol,
+	hop time.Duration,
+	timers Timers,
+) *testPair {
+	t.Helper()
+	binds := bindtest.NewChannelBinds()
+	tp := &testPair{tunA: tuntest.NewChannelTUN(), tunB: tuntest.NewChannelTUN()}
+	keyA, keyB := mustKey(t), mustKey(t)
+	var err error
+	tp.a, err = New(Config{PrivateKey: keyA, HopInterval: hop, TUN: tp.tunA.TUN(),
+		Bind: binds[0], Logger: testLogger(t), Timers: timers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp.b, err = New(Config{PrivateKey: keyB, HopInterval: hop, TUN: tp.tunB.TUN(),
+		Bind: binds[1], Logger: testLogger(t), Timers: timers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tp.a.Close(); tp.b.Close() })
+	tp.pa, err = tp.a.AddPeer(PeerConfig{Name: "b", PublicKey: keyB.PublicKey(), Protocol: proto,
+		Endpoint:   netip.MustParseAddrPort("127.0.0.1:1"),
+		AllowedIPs: []netip.Prefix{netip.PrefixFrom(addrB, 32)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp.pb, err = tp.b.AddPeer(PeerConfig{Name: "a", PublicKey: keyA.PublicKey(), Protocol: proto,
+		Endpoint:   netip.MustParseAddrPort("127.0.0.1:2"),
+		AllowedIPs: []netip.Prefix{netip.PrefixFrom(addrA, 32)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tp
+}
+
+// udpPacket builds an IPv4/UDP packet carrying seq (checksums are not
+// checked by anything on this path).
+func udpPacket(src, dst netip.Addr, seq uint32, size int) []byte {
+	if size < 32 {
+		size = 32
+	}
+	b := make([]byte, size)
+	b[0] = 0x45
+	binary.BigEndian.PutUint16(b[2:], uint16(size))
+	b[8] = 64
+	b[9] = 17
+	s4, d4 := src.As4(), dst.As4()
+	copy(b[12:16], s4[:])
+	copy(b[16:20], d4[:])
+	binary.BigEndian.PutUint16(b[20:], 4000)
+	binary.BigEndian.PutUint16(b[22:], 4001)
+	binary.BigEndian.PutUint16(b[24:], uint16(size-20))
+	binary.BigEndian.PutUint32(b[28:], seq)
+	for i := 32; i < size; i++ {
+		b[i] = byte(seq) + byte(i)
+	}
+	return b
+}
+
+// expectPacket waits for want on in.
+func expectPacket(t testing.TB, in <-chan []byte, want []byte, what string) {
+	t.Helper()
+	select {
+	case got := <-in:
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s: got a different packet (%d bytes, want %d)", what, len(got), len(want))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: no packet within 5s", what)
+	}
+}
+
+func TestPingBothWays(t *testing.T) {
+	for _, proto := range []*handshake.Protocol{handshake.Hop, handshake.WireGuard} {
+		t.Run(proto.Name, func(t *testing.T) {
+			tp := newTestPair(t, proto, time.Second, Timers{})
+			for i := range 3 {
+				p := udpPacket(addrA, addrB, uint32(i), 100+i)
+				tp.tunA.Outbound <- p
+				expectPacket(t, tp.tunB.Inbound, p, "A to B")
+				q := udpPacket(addrB, addrA, uint32(i), 1400)
+				tp.tunB.Outbound <- q
+				expectPacket(t, tp.tunA.Inbound, q, "B to A")
+			}
+			if tp.pa.lastHandshake.Load() == 0 || tp.pb.lastHandshake.Load() == 0 {
+				t.Error("no handshake recorded")
+			}
+			if tp.pa.txBytes.Load() == 0 || tp.pb.rxBytes.Load() == 0 {
+				t.Error("byte counters did not move")
+			}
+		})
+	}
+}
+
+// flow sends n packets from one side at the given pace and checks that all
+// arrive, in order, on the other.
+func flow(t *testing.T, from, to *tuntest.ChannelTUN, src, dst netip.Addr, n int,
+	pace time.Duration) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			from.Outbound <- udpPacket(src, dst, uint32(i), 200)
+			time.Sleep(pace)
+		}
+	}()
+	for i := range n {
+		select {
+		case got := <-to.Inbound:
+			if seq := binary.BigEndian.Uint32(got[28:]); seq != uint32(i) {
+				t.Fatalf("packet %d: got seq %d", i, seq)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("packet %d of %d did not arrive", i, n)
+		}
+	}
+	<-done
+}
+
+func TestHopsLoseNothing(t *testing.T) {
+	const hop = 20 * time.Millisecond
+	tp := newTestPair(t, handshake.Hop, hop, Timers{})
+	flow(t, tp.tunA, tp.tunB, addrA, addrB, 1, 0) // handshake
+	before := tp.pa.Hops()
+	start := time.Now()
+	flow(t, tp.tunA, tp.tunB, addrA, addrB, 200, 2*time.Millisecond)
+	flow(t, tp.tunB, tp.tunA, addrB, addrA, 200, 2*time.Millisecond)
+	elapsed := time.Since(start)
+	hops := tp.pa.Hops() - before
+	if want := uint64(elapsed/hop) / 2; hops < want {
+		t.Errorf("%d hops in %v at %v, want at least %d", hops, elapsed, hop, want)
+	}
+	st := tp.b.Status()
+	if e := st.Peers[0].Epoch; e == nil || *e == 0 {
+		t.Errorf("status epoch = %v, want > 0", e)
+	}
+}
+
+func TestRekeyMakeBeforeBreak(t *testing.T) {
+	timers := Timers{RekeyAfterTime: 300 * time.Millisecond, RejectAfterTime: 2 * time.Second}
+	tp := newTestPair(t, handshake.Hop, 50*time.Millisecond, timers)
+	flow(t, tp.tunA, tp.tunB, addrA, addrB, 1, 0)
+	first := tp.pa.lastHandshake.Load()
+	flow(t, tp.tunA, tp.tunB, addrA, addrB, 300, 5*time.Millisecond)
+	if tp.pa.lastHandshake.Load() == first {
+		t.Fatal("no new handshake after RekeyAfterTime")
+	}
+	if d := tp.pb.drops.total() + tp.b.drops.total(); d != 0 {
+		t.Errorf("receiver dropped %d packets across the rekey: %v", d, tp.pb.drops.snapshot())
+	}
+}
+
+func TestSourceNotAllowed(t *testing.T) {
+	tp := newTestPair(t, handshake.Hop, time.Second, Timers{})
+	flow(t, tp.tunA, tp.tunB, addrA, addrB, 1, 0)
+	spoofed := udpPacket(netip.MustParseAddr("100.64.0.99"), addrB, 7, 100)
+	tp.tunA.Outbound <- spoofed
+	good := udpPacket(addrA, addrB, 8, 100)
+	tp.tunA.Outbound <- good
+	expectPacket(t, tp.tunB.Inbound, good, "packet after the spoofed one")
+	if n := tp.pb.drops[DropSourceNotAllowed].Load(); n != 1 {
+		t.Errorf("source_not_allowed drops = %d, want 1", n)
+	}
+}
+
+func TestNoRoute(t *testing.T) {
+	tp := newTestPair(t, handshake.Hop, time.Second, Timers{})
+	tp.tunA.Outbound <- udpPacket(addrA, netip.MustParseAddr("100.64.0.77"), 1, 100)
+	good := udpPacket(addrA, addrB, 2, 100)
+	tp.tunA.Outbound <- good
+	expectPacket(t, tp.tunB.Inbound, good, "routed packet")
+	if n := tp.a.drops[DropNoRoute].Load(); n != 1 {
+		t.Errorf("no_route drops = %d, want 1", n)
+	}
+}
+
+func TestPaddedLen(t *testing.T) {
+	for _, c := range []struct{ n, mtu, want int }{
+		{0, 1420, 0}, {1, 1420, 16}, {16, 1420, 16}, {17, 1420, 32},
+		{1419, 1420, 1420}, {1420, 1420, 1420}, {1415, 1420, 1420}, {1500, 1420, 1500},
+	} {
+		if got := paddedLen(c.n, c.mtu); got != c.want {
+			t.Errorf("paddedLen(%d, %d) = %d, want %d", c.n, c.mtu, got, c.want)
+		}
+	}
+}

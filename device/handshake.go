@@ -1,0 +1,261 @@
+package device
+
+// Handshakes run on one worker goroutine, apart from the data path. Each
+// message is checked in order of cost: its mac1 first (a keyed hash), then,
+// when the device is under load, its mac2 cookie, then the rate limit per
+// source address; only then the Curve25519 operations.
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/hoprd/hoprd/handshake"
+	"golang.zx2c4.com/wireguard/conn"
+)
+
+// handshakeWorker processes queued handshake messages until Close.
+func (d *Device) handshakeWorker() {
+	var out [handshake.MessageInitiationSize]byte
+	for {
+		var m *hsMessage
+		select {
+		case m = <-d.handshakeQueue:
+		case <-d.closed:
+			return
+		}
+		d.handleHandshake(m, out[:])
+		putBuf(m.buf)
+	}
+}
+
+// handleHandshake dispatches one handshake message by type.
+func (d *Device) handleHandshake(m *hsMessage, out []byte) {
+	msg := m.buf[:m.n]
+	typ := binary.LittleEndian.Uint32(msg[:4])
+	proto, _ := handshake.ProtocolForType(typ)
+	switch typ {
+	case proto.TypeInitiation, proto.TypeResponse:
+		if !d.checkMACs(msg, m.ep, out) {
+			return
+		}
+		if typ == proto.TypeInitiation {
+			d.handleInitiation(msg, m.ep, out)
+		} else {
+			d.handleResponse(msg, m.ep)
+		}
+	case proto.TypeCookieReply:
+		d.handleCookieReply(msg)
+	}
+}
+
+// checkMACs checks mac1, and under load mac2, answering a message without
+// a valid cookie with a cookie reply. It reports whether to go on.
+func (d *Device) checkMACs(msg []byte, ep conn.Endpoint, out []byte) bool {
+	if !d.cookies.CheckMAC1(msg) {
+		d.drops.add(DropBadMAC1, 1)
+		return false
+	}
+	if !d.underLoad() {
+		return true
+	}
+	src := ep.DstToBytes()
+	if !d.cookies.CheckMAC2(msg, src) {
+		n, err := d.cookies.CreateReply(out, msg, src)
+		if err == nil {
+			d.bind.Send([][]byte{out[:n]}, ep)
+		}
+		d.drops.add(DropCookieRequired, 1)
+		return false
+	}
+	if !d.limiter.Allow(ep.DstIP()) {
+		d.drops.add(DropRateLimited, 1)
+		return false
+	}
+	return true
+}
+
+// handleInitiation answers a valid initiation with a response and holds
+// the new session until the initiator confirms it.
+func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, out []byte) {
+	var found *handshake.Handshake
+	hs, err := handshake.ConsumeInitiation(d.identity, msg,
+		func(pub handshake.PublicKey) *handshake.Handshake {
+			found = d.lookupHandshake(pub)
+			return found
+		})
+	if err != nil {
+		d.initiationFailed(found, msg, err)
+		return
+	}
+	p := d.Peer(hs.Remote())
+	if p == nil {
+		d.drops.add(DropHandshakeUnknownPeer, 1)
+		return
+	}
+	idx := d.indices.newIndex(p)
+	s, n, err := hs.CreateResponse(out, idx)
+	if err != nil {
+		d.indices.remove(idx)
+		p.drops.add(DropHandshakeRejected, 1)
+		return
+	}
+	sess := newSession(p, &s, time.Now(), d.hopInterval)
+	p.updateEndpoint(ep)
+	if err := d.bind.Send([][]byte{out[:n]}, ep); err != nil {
+		p.drops.add(DropSendError, 1)
+	}
+	p.installResponded(sess)
+	p.lastProblem.Store(nil)
+}
+
+// initiationFailed counts a rejected initiation against its peer when the
+// peer is known, and records why for status.
+func (d *Device) initiationFailed(hs *handshake.Handshake, msg []byte, err error) {
+	var p *Peer
+	if hs != nil {
+		p = d.Peer(hs.Remote())
+	}
+	reason := DropHandshakeRejected
+	switch {
+	case errors.Is(err, handshake.ErrUnknownPeer):
+		reason = DropHandshakeUnknownPeer
+	case errors.Is(err, handshake.ErrReplayedInitiation):
+		reason = DropHandshakeReplay
+	case errors.Is(err, handshake.ErrProtocolMismatch):
+		reason = DropProtocolMismatch
+	}
+	if p == nil {
+		d.drops.add(reason, 1)
+		return
+	}
+	p.drops.add(reason, 1)
+	if reason == DropProtocolMismatch {
+		proto, _ := handshake.ProtocolForType(binary.LittleEndian.Uint32(msg[:4]))
+		p.noteProblem("peer speaks the " + proto.Name + " protocol but is configured as " +
+			p.proto.Name)
+	}
+}
+
+// handleResponse completes a handshake we initiated.
+func (d *Device) handleResponse(msg []byte, ep conn.Endpoint) {
+	hs, s, err := handshake.ConsumeResponse(d.identity, msg,
+		func(idx uint32) *handshake.Handshake {
+			e := d.indices.lookup(idx)
+			if e.peer == nil || e.sess != nil {
+				return nil
+			}
+			return e.peer.hs
+		})
+	if err != nil {
+		d.drops.add(DropHandshakeRejected, 1)
+		return
+	}
+	p := d.Peer(hs.Remote())
+	if p == nil {
+		s.Zero()
+		return
+	}
+	p.hsMu.Lock()
+	if p.hsIndex != s.LocalIndex {
+		p.hsMu.Unlock()
+		s.Zero()
+		p.drops.add(DropHandshakeRejected, 1)
+		return
+	}
+	p.hsIndex = 0
+	p.hsMu.Unlock()
+
+	sess := newSession(p, &s, time.Now(), d.hopInterval)
+	p.updateEndpoint(ep)
+	p.installInitiated(sess)
+	p.lastProblem.Store(nil)
+}
+
+// handleCookieReply stores the cookie a loaded peer sent us.
+func (d *Device) handleCookieReply(msg []byte) {
+	if len(msg) < 8 {
+		d.drops.add(DropShort, 1)
+		return
+	}
+	e := d.indices.lookup(binary.LittleEndian.Uint32(msg[4:8]))
+	if e.peer == nil {
+		d.drops.add(DropUnknownIndex, 1)
+		return
+	}
+	if err := e.peer.hs.ConsumeCookieReply(msg); err != nil {
+		e.peer.drops.add(DropHandshakeRejected, 1)
+	}
+}
+
+// initiateHandshake sends an initiation to p unless one was sent less than
+// RekeyTimeout ago (or force is set and none was sent within the rate
+// limit). Retries are driven by the peer's retransmit timer.
+func (d *Device) initiateHandshake(p *Peer, force bool) {
+	now := time.Now()
+	p.hsMu.Lock()
+	defer p.hsMu.Unlock()
+	if p.hsIndex != 0 {
+		since := now.Sub(p.hsLastSent)
+		if since < d.timers.RekeyTimeout && (!force || since < HandshakeInitRate) {
+			return
+		}
+	} else {
+		p.hsStarted = now
+	}
+	ep := p.getEndpoint()
+	if ep == nil {
+		p.noteProblem("no endpoint known: waiting for the peer to initiate")
+		return
+	}
+	if p.hsIndex != 0 {
+		d.indices.remove(p.hsIndex)
+	}
+	p.hsIndex = d.indices.newIndex(p)
+	var out [handshake.MessageInitiationSize]byte
+	n, err := p.hs.CreateInitiation(out[:], p.hsIndex)
+	if err != nil {
+		d.indices.remove(p.hsIndex)
+		p.hsIndex = 0
+		p.noteProblem("cannot create initiation: " + err.Error())
+		return
+	}
+	p.hsLastSent = now
+	if err := d.bind.Send([][]byte{out[:n]}, ep); err != nil {
+		p.drops.add(DropSendError, 1)
+	}
+	p.timers.handshakeSent(d.timers.rekeyTimeoutWithJitter())
+}
+
+// retryHandshake runs when an initiation went unanswered for RekeyTimeout.
+func (d *Device) retryHandshake(p *Peer) {
+	p.hsMu.Lock()
+	pending := p.hsIndex != 0
+	gaveUp := pending && time.Since(p.hsStarted) >= d.timers.RekeyAttemptTime
+	if gaveUp {
+		d.indices.remove(p.hsIndex)
+		p.hsIndex = 0
+	}
+	p.hsMu.Unlock()
+	if !pending {
+		return
+	}
+	if gaveUp {
+		p.noteProblem("no handshake response within " + d.timers.RekeyAttemptTime.String())
+		p.mu.Lock()
+		for _, sp := range p.staged {
+			putBuf(sp.buf)
+		}
+		clear(p.staged)
+		p.staged = p.staged[:0]
+		p.mu.Unlock()
+		return
+	}
+	d.initiateHandshake(p, true)
+}
+
+// handshakeDone runs after a handshake completes in either role.
+func (p *Peer) handshakeDone() {
+	p.lastHandshake.Store(time.Now().UnixNano())
+	p.timers.handshakeComplete()
+}

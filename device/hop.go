@@ -1,0 +1,67 @@
+package device
+
+import (
+	"time"
+)
+
+// hopTicker moves every live session to the current epoch once per hop
+// interval, so keys are erased on schedule even when no packet flows, and
+// drops sessions past RejectAfterTime. The data path advances keys too,
+// lazily, when it needs the key of a new epoch.
+func (d *Device) hopTicker() {
+	every := d.hopInterval
+	if every <= 0 || every > time.Second {
+		every = time.Second // expiry still needs checking
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case now := <-t.C:
+			d.peersMu.RLock()
+			for _, p := range d.peers {
+				p.hop(now)
+			}
+			d.peersMu.RUnlock()
+		case <-d.closed:
+			return
+		}
+	}
+}
+
+// hop advances p's sessions to now's epoch and expires old ones.
+func (p *Peer) hop(now time.Time) {
+	p.expireSessions(now)
+	p.mu.RLock()
+	for _, s := range []*session{p.current, p.previous, p.next} {
+		if s != nil {
+			s.sender.Advance(now)
+			s.receiver.Advance(now)
+		}
+	}
+	p.mu.RUnlock()
+}
+
+// dropReporter logs, at most once a minute, a summary of the drops counted
+// since the last summary. Drops are never logged one by one.
+func (d *Device) dropReporter() {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	var last uint64
+	for {
+		select {
+		case <-t.C:
+		case <-d.closed:
+			return
+		}
+		total := d.drops.total()
+		for _, p := range d.Peers() {
+			total += p.drops.total()
+		}
+		if total != last {
+			d.log.Info("packets dropped", "since_last", total-last, "total", total,
+				"see", "hoprd status")
+			last = total
+		}
+	}
+}

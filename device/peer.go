@@ -1,0 +1,295 @@
+package device
+
+import (
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hoprd/hoprd/handshake"
+	"golang.zx2c4.com/wireguard/conn"
+)
+
+// Peer is one remote host: its identity, its sessions, the packets waiting
+// for a session, its timers and its counters.
+//
+// Lock order: Peer.mu before Peer.hsMu.
+type Peer struct {
+	device *Device
+	name   string
+	public handshake.PublicKey
+	proto  *handshake.Protocol
+	hs     *handshake.Handshake // locks itself
+	log    *slog.Logger
+
+	allowedIPs []netip.Prefix // guarded by Device.peersMu
+
+	endpoint atomic.Pointer[conn.Endpoint] // where packets to the peer go
+
+	mu        sync.RWMutex // guards the fields below
+	current   *session // the session packets are sent with
+	previous  *session // the one before, kept to receive stragglers
+	next      *session // responder's new session, until the initiator uses it
+	staged    []stagedPacket
+	keepalive time.Duration // persistent keepalive interval, 0 for none
+	stopped   bool
+
+	hsMu       sync.Mutex // guards the initiation state below
+	hsIndex    uint32     // local index of the initiation in flight, 0 if none
+	hsStarted  time.Time  // when the current round of attempts began
+	hsLastSent time.Time
+
+	timers peerTimers
+
+	rxBytes       atomic.Uint64
+	txBytes       atomic.Uint64
+	lastHandshake atomic.Int64  // unix nanoseconds of the last completed handshake
+	hopsRetired   atomic.Uint64 // hops of sessions already closed
+	lastProblem   atomic.Pointer[string]
+	drops         dropCounters
+}
+
+// stagedPacket is an outbound packet waiting for a session.
+type stagedPacket struct {
+	buf *packetBuf
+	n   int
+}
+
+func newPeer(d *Device, pc PeerConfig) *Peer {
+	p := &Peer{
+		device:    d,
+		name:      pc.Name,
+		public:    pc.PublicKey,
+		proto:     pc.Protocol,
+		keepalive: pc.PersistentKeepalive,
+		log:       d.log.With("peer", pc.Name),
+	}
+	p.hs = handshake.NewHandshake(d.identity, pc.PublicKey, pc.PresharedKey, pc.Protocol,
+		d.timestamps)
+	p.timers.init(p)
+	return p
+}
+
+// Name returns the peer's configured name.
+func (p *Peer) Name() string { return p.name }
+
+// PublicKey returns the peer's public key.
+func (p *Peer) PublicKey() handshake.PublicKey { return p.public }
+
+// Protocol returns the handshake protocol the peer speaks.
+func (p *Peer) Protocol() *handshake.Protocol { return p.proto }
+
+// SetEndpoint sets where packets to the peer go.
+func (p *Peer) SetEndpoint(ap netip.AddrPort) error {
+	ep, err := p.device.bind.ParseEndpoint(ap.String())
+	if err != nil {
+		return err
+	}
+	p.endpoint.Store(&ep)
+	return nil
+}
+
+// getEndpoint returns where packets to the peer go, or nil.
+func (p *Peer) getEndpoint() conn.Endpoint {
+	if ep := p.endpoint.Load(); ep != nil {
+		return *ep
+	}
+	return nil
+}
+
+// SetPersistentKeepalive changes the persistent keepalive interval.
+func (p *Peer) SetPersistentKeepalive(d time.Duration) {
+	p.mu.Lock()
+	p.keepalive = d
+	p.mu.Unlock()
+	p.startPersistentKeepalive()
+}
+
+// SetPresharedKey changes the preshared key used by later handshakes.
+func (p *Peer) SetPresharedKey(psk handshake.PresharedKey) {
+	p.hs.SetPresharedKey(psk)
+}
+
+// updateEndpoint records where an authenticated packet came from, so the
+// peer may roam. It stores only on change, which keeps the receive path
+// free of allocations while the peer stays put.
+func (p *Peer) updateEndpoint(ep conn.Endpoint) {
+	if old := p.endpoint.Load(); old != nil && sameEndpoint(*old, ep) {
+		return
+	}
+	p.endpoint.Store(&ep)
+}
+
+// sameEndpoint reports whether a and b name the same remote address and the
+// same local source address.
+func sameEndpoint(a, b conn.Endpoint) bool {
+	if a == b {
+		return true
+	}
+	sa, ok1 := a.(*conn.StdNetEndpoint)
+	sb, ok2 := b.(*conn.StdNetEndpoint)
+	if ok1 && ok2 {
+		return sa.AddrPort == sb.AddrPort && sa.SrcIP() == sb.SrcIP()
+	}
+	return a.DstToString() == b.DstToString() && a.SrcToString() == b.SrcToString()
+}
+
+// noteProblem records why handshakes with the peer are failing, for status,
+// and logs it once per change at most once a minute.
+func (p *Peer) noteProblem(msg string) {
+	old := p.lastProblem.Load()
+	p.lastProblem.Store(&msg)
+	if (old == nil || *old != msg) && p.timers.problemLog.Allow() {
+		p.log.Warn("handshake problem", "reason", msg)
+	}
+}
+
+// installInitiated makes a session we initiated current: the old current
+// becomes previous (make before break), and staged packets go out with it.
+func (p *Peer) installInitiated(s *session) {
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		p.device.indices.remove(s.localIndex)
+		s.close()
+		return
+	}
+	retired := p.previous
+	if p.next != nil {
+		retired2 := p.next
+		p.next = nil
+		defer p.retire(retired2)
+	}
+	p.demoteCurrentLocked()
+	p.current = s
+	p.device.indices.bind(s.localIndex, s)
+	p.flushStagedLocked()
+	p.mu.Unlock()
+	p.retire(retired)
+	p.handshakeDone()
+}
+
+// installResponded holds a session we responded to as next, until the
+// initiator's first packet confirms it.
+func (p *Peer) installResponded(s *session) {
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		p.device.indices.remove(s.localIndex)
+		s.close()
+		return
+	}
+	retired := p.next
+	p.next = s
+	p.device.indices.bind(s.localIndex, s)
+	p.mu.Unlock()
+	p.retire(retired)
+	p.handshakeDone()
+}
+
+// confirm promotes next to current once the initiator has used it.
+func (p *Peer) confirm(s *session) {
+	if s.confirmed.Load() {
+		return
+	}
+	p.mu.Lock()
+	if p.next != s {
+		p.mu.Unlock()
+		return
+	}
+	s.confirmed.Store(true)
+	retired := p.previous
+	p.demoteCurrentLocked()
+	p.current = s
+	p.next = nil
+	p.flushStagedLocked()
+	p.mu.Unlock()
+	p.retire(retired)
+}
+
+// retire erases a session that no longer carries traffic.
+func (p *Peer) retire(s *session) {
+	if s == nil {
+		return
+	}
+	p.device.indices.remove(s.localIndex)
+	s.close()
+}
+
+// demoteCurrentLocked makes current the previous session. The hops it made
+// while current are counted; a previous session keeps hopping (its keys
+// must keep moving) but is no longer counted. p.mu must be held.
+func (p *Peer) demoteCurrentLocked() {
+	if p.current != nil {
+		p.hopsRetired.Add(p.current.sender.Hops())
+	}
+	p.previous = p.current
+	p.current = nil
+}
+
+// expireSessions drops sessions past RejectAfterTime.
+func (p *Peer) expireSessions(now time.Time) {
+	p.mu.Lock()
+	var dead []*session
+	if p.current != nil && p.current.expired(now) {
+		p.hopsRetired.Add(p.current.sender.Hops())
+	}
+	for _, sp := range []**session{&p.current, &p.previous, &p.next} {
+		if *sp != nil && (*sp).expired(now) {
+			dead = append(dead, *sp)
+			*sp = nil
+		}
+	}
+	p.mu.Unlock()
+	for _, s := range dead {
+		p.retire(s)
+	}
+}
+
+// clearSessions erases every session (no handshake for 3 × RejectAfterTime,
+// or the peer is going away).
+func (p *Peer) clearSessions() {
+	p.mu.Lock()
+	if p.current != nil {
+		p.hopsRetired.Add(p.current.sender.Hops())
+	}
+	dead := []*session{p.current, p.previous, p.next}
+	p.current, p.previous, p.next = nil, nil, nil
+	for _, sp := range p.staged {
+		putBuf(sp.buf)
+	}
+	p.staged = p.staged[:0]
+	p.mu.Unlock()
+	for _, s := range dead {
+		p.retire(s)
+	}
+	p.hsMu.Lock()
+	if p.hsIndex != 0 {
+		p.device.indices.remove(p.hsIndex)
+		p.hsIndex = 0
+	}
+	p.hsMu.Unlock()
+	p.hs.Clear()
+}
+
+// stop takes the peer out of service: timers stop and keys are erased.
+func (p *Peer) stop() {
+	p.mu.Lock()
+	p.stopped = true
+	p.mu.Unlock()
+	p.timers.stop()
+	p.clearSessions()
+}
+
+// Hops returns the key hops done with this peer since the daemon started:
+// the epoch steps of each session while it was the one in use.
+func (p *Peer) Hops() uint64 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	n := p.hopsRetired.Load()
+	if p.current != nil {
+		n += p.current.sender.Hops()
+	}
+	return n
+}

@@ -1,0 +1,114 @@
+package device
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.zx2c4.com/wireguard/tai64n"
+)
+
+// TimestampStore hands out handshake initiation timestamps that never go
+// backwards, even across a restart with the wall clock set back. It keeps a
+// reservation on disk: a time no timestamp handed out so far exceeds. The
+// file is rewritten only when timestamps reach the reservation, then
+// reserved a minute ahead, so a handshake rarely waits for the disk.
+//
+// Safe for concurrent use.
+type TimestampStore struct {
+	mu       sync.Mutex // guards the fields below
+	path     string
+	last     tai64n.Timestamp // the last timestamp handed out
+	reserved tai64n.Timestamp // persisted; every timestamp handed out is below it
+}
+
+// timestampReserve is how far ahead of the last timestamp the store
+// reserves on disk.
+const timestampReserve = time.Minute
+
+// timestampStep is the smallest step between two timestamps: the whitening
+// of TAI64N initiation timestamps rounds nanoseconds down to 2^24.
+const timestampStep = 1 << 24
+
+// OpenTimestampStore opens (creating if needed) the store in dir, which is
+// created with mode 0700.
+func OpenTimestampStore(dir string) (*TimestampStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create state directory: %w", err)
+	}
+	s := &TimestampStore{path: filepath.Join(dir, "timestamp")}
+	b, err := os.ReadFile(s.path)
+	switch {
+	case err == nil && len(b) == tai64n.TimestampSize:
+		copy(s.reserved[:], b)
+		s.last = s.reserved
+	case err == nil || os.IsNotExist(err):
+		// A missing or damaged file: start from the wall clock.
+	default:
+		return nil, fmt.Errorf("read timestamp state: %w", err)
+	}
+	return s, nil
+}
+
+// Next returns a timestamp strictly after every earlier one.
+func (s *TimestampStore) Next() tai64n.Timestamp {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ts := tai64n.Now()
+	if !ts.After(s.last) {
+		ts = addNanos(s.last, timestampStep)
+	}
+	s.last = ts
+	if !s.reserved.After(ts) {
+		s.reserved = addNanos(ts, uint64(timestampReserve))
+		if err := s.persist(); err != nil {
+			// Without the reservation on disk a restart with the clock set back
+			// could reuse a timestamp; the peer would only reject that initiation.
+			s.reserved = ts
+		}
+	}
+	return ts
+}
+
+// persist writes the reservation atomically and durably.
+func (s *TimestampStore) persist() error {
+	tmp := s.path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write timestamp state: %w", err)
+	}
+	_, err = f.Write(s.reserved[:])
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, s.path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write timestamp state: %w", err)
+	}
+	return nil
+}
+
+// addNanos returns t plus n nanoseconds.
+func addNanos(t tai64n.Timestamp, n uint64) tai64n.Timestamp {
+	secs := binary.BigEndian.Uint64(t[:8])
+	nanos := uint64(binary.BigEndian.Uint32(t[8:])) + n
+	secs += nanos / 1e9
+	nanos %= 1e9
+	var out tai64n.Timestamp
+	binary.BigEndian.PutUint64(out[:8], secs)
+	binary.BigEndian.PutUint32(out[8:], uint32(nanos))
+	return out
+}
+
+// compareTimestamps orders two timestamps (for tests).
+func compareTimestamps(a, b tai64n.Timestamp) int { return bytes.Compare(a[:], b[:]) }
