@@ -2,6 +2,7 @@ package device
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/binary"
 	"log/slog"
 	"net/netip"
@@ -71,7 +72,16 @@ func newTestPair(
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { tp.a.Close(); tp.b.Close() })
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, d := range []*Device{tp.a, tp.b} {
+				js, _ := json.Marshal(d.Status())
+				t.Logf("status: %s", js)
+			}
+		}
+		tp.a.Close()
+		tp.b.Close()
+	})
 	tp.pa, err = tp.a.AddPeer(PeerConfig{Name: "b", PublicKey: keyB.PublicKey(), Protocol: proto,
 		Endpoint:   netip.MustParseAddrPort("127.0.0.1:1"),
 		AllowedIPs: []netip.Prefix{netip.PrefixFrom(addrB, 32)}})
@@ -192,7 +202,8 @@ func TestHopsLoseNothing(t *testing.T) {
 }
 
 func TestRekeyMakeBeforeBreak(t *testing.T) {
-	timers := Timers{RekeyAfterTime: 300 * time.Millisecond, RejectAfterTime: 2 * time.Second}
+	timers := Timers{RekeyAfterTime: 300 * time.Millisecond, RejectAfterTime: 2 * time.Second,
+		RekeyTimeout: 100 * time.Millisecond}
 	tp := newTestPair(t, handshake.Hop, 50*time.Millisecond, timers)
 	flow(t, tp.tunA, tp.tunB, addrA, addrB, 1, 0)
 	first := tp.pa.lastHandshake.Load()

@@ -29,6 +29,7 @@ const (
 	DropHandshakeQueueFull
 	DropHandshakeRejected
 	DropHandshakeReplay
+	DropHandshakeFlood
 	DropHandshakeUnknownPeer
 	DropSendError
 	DropTUNWriteError
@@ -55,6 +56,7 @@ var dropNames = [numDropReasons]string{
 	DropHandshakeQueueFull:   "handshake_queue_full",
 	DropHandshakeRejected:    "handshake_rejected",
 	DropHandshakeReplay:      "handshake_replay",
+	DropHandshakeFlood:       "handshake_flood",
 	DropHandshakeUnknownPeer: "handshake_unknown_peer",
 	DropSendError:            "send_error",
 	DropTUNWriteError:        "tun_write_error",

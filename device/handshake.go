@@ -100,13 +100,15 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, out []byte) {
 		p.drops.add(DropHandshakeRejected, 1)
 		return
 	}
+	// The session must be reachable by its index before the response leaves:
+	// the initiator may answer with data at once.
 	sess := newSession(p, &s, time.Now(), d.hopInterval)
 	p.updateEndpoint(ep)
+	p.installResponded(sess)
+	p.lastProblem.Store(nil)
 	if err := d.bind.Send([][]byte{out[:n]}, ep); err != nil {
 		p.drops.add(DropSendError, 1)
 	}
-	p.installResponded(sess)
-	p.lastProblem.Store(nil)
 }
 
 // initiationFailed counts a rejected initiation against its peer when the
@@ -124,6 +126,8 @@ func (d *Device) initiationFailed(hs *handshake.Handshake, msg []byte, err error
 		reason = DropHandshakeReplay
 	case errors.Is(err, handshake.ErrProtocolMismatch):
 		reason = DropProtocolMismatch
+	case errors.Is(err, handshake.ErrInitiationFlood):
+		reason = DropHandshakeFlood
 	}
 	if p == nil {
 		d.drops.add(reason, 1)
@@ -189,18 +193,18 @@ func (d *Device) handleCookieReply(msg []byte) {
 }
 
 // initiateHandshake sends an initiation to p unless one was sent less than
-// RekeyTimeout ago (or force is set and none was sent within the rate
-// limit). Retries are driven by the peer's retransmit timer.
+// RekeyTimeout ago, whether or not it was answered; a retry (force) waits
+// only for the rate limit the responder enforces. Retries are driven by
+// the peer's retransmit timer.
 func (d *Device) initiateHandshake(p *Peer, force bool) {
 	now := time.Now()
 	p.hsMu.Lock()
 	defer p.hsMu.Unlock()
-	if p.hsIndex != 0 {
-		since := now.Sub(p.hsLastSent)
-		if since < d.timers.RekeyTimeout && (!force || since < HandshakeInitRate) {
-			return
-		}
-	} else {
+	since := now.Sub(p.hsLastSent)
+	if since < HandshakeInitRate || (!force && since < d.timers.RekeyTimeout) {
+		return
+	}
+	if p.hsIndex == 0 {
 		p.hsStarted = now
 	}
 	ep := p.getEndpoint()

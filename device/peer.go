@@ -164,10 +164,10 @@ func (p *Peer) installInitiated(s *session) {
 	p.demoteCurrentLocked()
 	p.current = s
 	p.device.indices.bind(s.localIndex, s)
+	p.handshakeDone()
 	p.flushStagedLocked()
 	p.mu.Unlock()
 	p.retire(retired)
-	p.handshakeDone()
 }
 
 // installResponded holds a session we responded to as next, until the
@@ -183,9 +183,9 @@ func (p *Peer) installResponded(s *session) {
 	retired := p.next
 	p.next = s
 	p.device.indices.bind(s.localIndex, s)
+	p.handshakeDone()
 	p.mu.Unlock()
 	p.retire(retired)
-	p.handshakeDone()
 }
 
 // confirm promotes next to current once the initiator has used it.

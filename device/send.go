@@ -314,16 +314,13 @@ func (d *Device) seal(g *outGroup, nonce *[12]byte) {
 	g.key = nil
 }
 
-// paddedLen rounds n up to a multiple of paddingUnit, capped at mtu.
+// paddedLen rounds n up to a multiple of paddingUnit, capped at mtu. A
+// packet already larger than the MTU is not padded.
 func paddedLen(n, mtu int) int {
-	p := (n + paddingUnit - 1) &^ (paddingUnit - 1)
-	if p > mtu && n <= mtu {
-		return mtu
-	}
-	if p < n {
+	if n >= mtu {
 		return n
 	}
-	return p
+	return min((n+paddingUnit-1)&^(paddingUnit-1), mtu)
 }
 
 // sendSequential is stage 3.

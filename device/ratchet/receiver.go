@@ -1,0 +1,186 @@
+package ratchet
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Receiver is the receiving direction of a session's key schedule. It
+// keeps the keys of a window of epochs around its own, so that packets
+// sealed a little earlier or later by the peer, whose clock started at a
+// slightly different moment, still open; keys that fall behind the window
+// are erased. All methods are safe for concurrent use.
+//
+// Keys are derived lazily, at most up to the epoch a packet names, and
+// only for epochs inside the window; deriving forward from the chain is
+// the only way to reach an epoch, and an erased one cannot be reached
+// again.
+type Receiver struct {
+	interval      time.Duration
+	behind, ahead uint32
+
+	// start anchors epoch 0; Restart replaces it.
+	start atomic.Pointer[time.Time]
+	// slots hold every derived, unerased key: the key of epoch e, for
+	// floor <= e < next, sits at slots[e%len(slots)]. len(slots) is
+	// behind+ahead+1, the widest span of epochs ever held at once.
+	// Readers load them without the lock.
+	slots []atomic.Pointer[Key]
+
+	// mu guards everything below and serializes changes to slots.
+	mu     sync.Mutex
+	chain  [keySize]byte // chain_next
+	next   uint64        // the lowest epoch not derived yet
+	top    uint64        // the latest local epoch seen
+	floor  uint64        // keys of epochs below are erased
+	d      deriver
+	closed bool
+}
+
+// NewReceiver returns the Receiver for a direction whose transport secret
+// is *secret, which it copies and then zeroes. Epochs are counted from
+// start, which must carry a monotonic clock reading (a time.Now value),
+// in steps of interval; an interval of zero or less never hops. The key
+// of epoch 0 is derived at once, so the secret itself is not kept.
+func NewReceiver(secret *[32]byte, start time.Time, interval time.Duration) *Receiver {
+	interval = max(interval, 0)
+	behind, ahead := Window(interval)
+	r := &Receiver{
+		interval: interval,
+		behind:   behind,
+		ahead:    ahead,
+		slots:    make([]atomic.Pointer[Key], behind+ahead+1),
+		d:        newDeriver(),
+	}
+	r.start.Store(&start)
+	r.chain = *secret
+	clear(secret[:])
+	r.deriveLocked(0)
+	return r
+}
+
+// Key returns the key of epoch, named by a packet, with a reference taken
+// for the caller, who must Release it. The epoch must lie in the window
+// [cur-behind, cur+ahead] around cur, the local epoch of now (see
+// Window), and its key must not be erased yet; otherwise Key returns
+// ErrEpochOutOfWindow, having derived nothing. An epoch ahead of those
+// derived so far costs one derivation per epoch up to it, at most
+// behind+ahead+1. It takes no lock and does not allocate when the key is
+// already derived. After Close it returns ErrClosed.
+func (r *Receiver) Key(epoch uint32, now time.Time) (*Key, error) {
+	cur := epochAt(*r.start.Load(), now, r.interval)
+	lo, hi := windowOf(cur, r.behind, r.ahead)
+	e := uint64(epoch)
+	if e < lo || e > hi {
+		return nil, ErrEpochOutOfWindow
+	}
+	if k := r.slot(e).Load(); k != nil && k.Epoch == epoch && k.tryAcquire() {
+		return k, nil
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	r.advanceLocked(cur)
+	if e < r.floor {
+		return nil, ErrEpochOutOfWindow
+	}
+	r.deriveLocked(e)
+	k := r.slot(e).Load()
+	k.Acquire() // the Receiver's own reference keeps it alive under mu
+	return k, nil
+}
+
+// Advance moves to now's epoch: it erases the keys of epochs behind the
+// window and derives those up to its front. A periodic call keeps keys
+// erased on schedule while nothing arrives.
+func (r *Receiver) Advance(now time.Time) {
+	cur := epochAt(*r.start.Load(), now, r.interval)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.advanceLocked(cur)
+	_, hi := windowOf(r.top, r.behind, r.ahead)
+	r.deriveLocked(hi)
+}
+
+// advanceLocked takes note of local epoch cur: keys falling behind the
+// window of the latest epoch seen are erased, and the chain skips over
+// epochs that fell behind it before they were ever derived.
+func (r *Receiver) advanceLocked(cur uint64) {
+	r.top = max(r.top, cur)
+	floor, _ := windowOf(r.top, r.behind, r.ahead)
+	if floor <= r.floor {
+		return
+	}
+	for e := r.floor; e < min(floor, r.next); e++ {
+		if k := r.slot(e).Swap(nil); k != nil {
+			k.Release()
+		}
+	}
+	r.floor = floor
+	for ; r.next < floor; r.next++ {
+		r.d.step(&r.chain, false)
+	}
+}
+
+// deriveLocked derives the keys of epochs up to e that are not derived
+// yet. The caller keeps e within the window of r.top, which keeps every
+// slot written free: it last held an epoch below the floor.
+func (r *Receiver) deriveLocked(e uint64) {
+	for ; r.next <= e; r.next++ {
+		r.d.step(&r.chain, true)
+		r.slot(r.next).Store(newKey(uint32(r.next), &r.d.key))
+	}
+}
+
+func (r *Receiver) slot(e uint64) *atomic.Pointer[Key] {
+	return &r.slots[e%uint64(len(r.slots))]
+}
+
+// Restart re-anchors epoch 0 at start, as a responder may do when the
+// first transport packet arrives, to line its epochs up with the
+// initiator's. It changes only how time maps to epochs: erased keys stay
+// erased and the latest epoch seen does not go back, so it is meant to be
+// called early in a session.
+func (r *Receiver) Restart(start time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.start.Store(&start)
+}
+
+// Close erases the chain and drops the Receiver's references to all keys,
+// each erased as soon as no caller holds it either. Key returns ErrClosed
+// afterwards. Close is idempotent.
+func (r *Receiver) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.closed = true
+	for i := range r.slots {
+		if k := r.slots[i].Swap(nil); k != nil {
+			k.Release()
+		}
+	}
+	clear(r.chain[:])
+	r.d.erase()
+}
+
+// String describes the Receiver's window; it never shows key material.
+func (r *Receiver) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return "ratchet.Receiver{closed}"
+	}
+	return "ratchet.Receiver{keys of epochs [" + strconv.FormatUint(r.floor, 10) + ", " +
+		strconv.FormatUint(r.next, 10) + ")}"
+}
