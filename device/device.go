@@ -79,7 +79,7 @@ type Device struct {
 	peersMu sync.RWMutex // guards peers, names and claimed
 	peers   map[handshake.PublicKey]*Peer
 	names   map[string]*Peer
-	claimed map[netip.Prefix]*Peer   // allowed IPs by exact prefix
+	claimed map[netip.Prefix]*Peer  // allowed IPs by exact prefix
 	allowed allowedips.Table[*Peer] // safe for concurrent use by itself
 	indices *indexTable
 

@@ -2,8 +2,8 @@ package device
 
 import (
 	"bytes"
-	"encoding/json"
 	"encoding/binary"
+	"encoding/json"
 	"log/slog"
 	"net/netip"
 	"os"

@@ -28,9 +28,9 @@ type Peer struct {
 	endpoint atomic.Pointer[conn.Endpoint] // where packets to the peer go
 
 	mu        sync.RWMutex // guards the fields below
-	current   *session // the session packets are sent with
-	previous  *session // the one before, kept to receive stragglers
-	next      *session // responder's new session, until the initiator uses it
+	current   *session     // the session packets are sent with
+	previous  *session     // the one before, kept to receive stragglers
+	next      *session     // responder's new session, until the initiator uses it
 	staged    []stagedPacket
 	keepalive time.Duration // persistent keepalive interval, 0 for none
 	stopped   bool

@@ -266,12 +266,12 @@ func (d *Device) deliver(g *inGroup, views [][]byte) [][]byte {
 	p := s.peer
 	hs := s.headerSize()
 	var (
-		rx       uint64
-		data     bool
+		rx        uint64
+		data      bool
 		authentic bool
-		lastEP   conn.Endpoint
-		dropped  [numDropReasons]uint64
-		anyDrops bool
+		lastEP    conn.Endpoint
+		dropped   [numDropReasons]uint64
+		anyDrops  bool
 	)
 	for i, b := range g.bufs {
 		n := g.sizes[i]
@@ -332,7 +332,6 @@ func (d *Device) deliver(g *inGroup, views [][]byte) [][]byte {
 	}
 	return views
 }
-
 
 // innerLength returns the length of the IP packet at the start of b (the
 // rest is padding), and whether b holds a whole, plausible packet.

@@ -92,13 +92,13 @@ func randomPrefix(rng *rand.Rand, is4 bool) netip.Prefix {
 // TestRandomAgainstNaive drives the trie and the reference with the same
 // random operations and compares every answer.
 func TestRandomAgainstNaive(t *testing.T) {
-	for _, seed := range []uint64{1, 2, 3, 4} {
+	for _, seed := range []uint64{1, 2, 3} {
 		rng := rand.New(rand.NewPCG(seed, seed*7919))
 		var tb Table[int]
 		ref := &naive{entries: map[netip.Prefix]int{}}
 		var inserted []netip.Prefix
 		const values = 40
-		for step := range 6000 {
+		for step := range 4000 {
 			is4 := rng.IntN(2) == 0
 			switch op := rng.IntN(100); {
 			case op < 55:

@@ -66,9 +66,10 @@ func NewReceiver(secret *[32]byte, start time.Time, interval time.Duration) *Rec
 // [cur-behind, cur+ahead] around cur, the local epoch of now (see
 // Window), and its key must not be erased yet; otherwise Key returns
 // ErrEpochOutOfWindow, having derived nothing. An epoch ahead of those
-// derived so far costs one derivation per epoch up to it, at most
-// behind+ahead+1. It takes no lock and does not allocate when the key is
-// already derived. After Close it returns ErrClosed.
+// derived so far costs one key derivation per epoch up to it, at most
+// behind+ahead+1, besides the chain steps Advance would have taken. It
+// takes no lock and does not allocate when the key is already derived.
+// After Close it returns ErrClosed.
 func (r *Receiver) Key(epoch uint32, now time.Time) (*Key, error) {
 	cur := epochAt(*r.start.Load(), now, r.interval)
 	lo, hi := windowOf(cur, r.behind, r.ahead)
