@@ -1,0 +1,300 @@
+package main
+
+import (
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// Tests of the commands that work offline: genkey, pubkey, check, version.
+// They call run as main does and swap the process's standard files, so
+// they do not run in parallel.
+
+// A private key and its public key, for tests only.
+const (
+	offlinePriv = "EEZjhmHptBfBhZMwuPIKFtTeG5gdI85K7QMOIElHnHM="
+	offlinePub  = "6PQ/mjLoyFdi7F5hiecfyhJZUDQQdmeEW0dcfGiNyVI="
+	peerPubA    = "LWbd31SBju+z/OHHu2b6uDDirA6apwIQay6d+VSgJy4="
+	peerPubB    = "L45bo4lcZjSHDwc5GxLSlWxZk/+tPhy01cOnKqYEch8="
+)
+
+// runOffline runs a command line with stdin as its standard input and
+// returns the exit code and what it wrote to stdout and stderr.
+func runOffline(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	dir := t.TempDir()
+	open := func(name, content string) *os.File {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	in, out, errOut := open("stdin", stdin), open("stdout", ""), open("stderr", "")
+	oldIn, oldOut, oldErr := os.Stdin, os.Stdout, os.Stderr
+	os.Stdin, os.Stdout, os.Stderr = in, out, errOut
+	code = run(args)
+	os.Stdin, os.Stdout, os.Stderr = oldIn, oldOut, oldErr
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	return code, read("stdout"), read("stderr")
+}
+
+// withUmask runs fn under the umask mask.
+func withUmask(mask int, fn func()) {
+	old := syscall.Umask(mask)
+	defer syscall.Umask(old)
+	fn()
+}
+
+func TestGenkeyPrints(t *testing.T) {
+	code, out1, errOut := runOffline(t, "", "genkey")
+	if code != exitOK || errOut != "" {
+		t.Fatalf("genkey: exit %d, stderr %q", code, errOut)
+	}
+	_, out2, _ := runOffline(t, "", "genkey")
+	for _, out := range []string{out1, out2} {
+		key, ok := strings.CutSuffix(out, "\n")
+		raw, err := base64.StdEncoding.DecodeString(key)
+		if !ok || len(key) != 44 || err != nil || len(raw) != 32 {
+			t.Errorf("genkey printed %d bytes, want 44 characters of base64 and a newline",
+				len(out))
+		}
+	}
+	if out1 == out2 {
+		t.Errorf("two runs printed the same key")
+	}
+}
+
+func TestGenkeyOut(t *testing.T) {
+	for _, mask := range []int{0, 0o022} {
+		t.Run(fmt.Sprintf("umask %04o", mask), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "private.key")
+			var code int
+			var out, errOut string
+			withUmask(mask, func() {
+				code, out, errOut = runOffline(t, "", "genkey", "--out", path)
+			})
+			if code != exitOK || out != "" || errOut != "" {
+				t.Fatalf("genkey --out: exit %d, stdout %q, stderr %q", code, out, errOut)
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode() != 0o600 {
+				t.Errorf("key file mode %v, want -rw-------", fi.Mode())
+			}
+			key, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, pub, errOut := runOffline(t, string(key), "pubkey")
+			if code != exitOK || len(pub) != 45 {
+				t.Errorf("pubkey of the written key: exit %d, %q, %q", code, pub, errOut)
+			}
+		})
+	}
+}
+
+func TestGenkeyOutRefusesToReplace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "private.key")
+	if err := os.WriteFile(path, []byte("precious\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runOffline(t, "", "genkey", "--out", path)
+	if code != exitConfig || !strings.Contains(errOut, path) ||
+		!strings.Contains(errOut, "refusing to replace") {
+		t.Errorf("genkey over an existing file: exit %d, stderr %q", code, errOut)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "precious\n" {
+		t.Errorf("existing file changed to %q", b)
+	}
+	code, _, _ = runOffline(t, "", "genkey", "--out", filepath.Join(path, "x"))
+	if code != exitError {
+		t.Errorf("genkey into a missing directory: exit %d, want %d", code, exitError)
+	}
+}
+
+func TestPubkey(t *testing.T) {
+	tests := []struct {
+		name  string
+		stdin string
+		code  int
+		out   string
+		err   string // a substring of stderr
+	}{
+		{"key and newline", offlinePriv + "\n", exitOK, offlinePub + "\n", ""},
+		{"key alone", offlinePriv, exitOK, offlinePub + "\n", ""},
+		{"empty", "", exitConfig, "", "not a private key"},
+		{"two newlines", offlinePriv + "\n\n", exitConfig, "", "not a private key"},
+		{"CRLF", offlinePriv + "\r\n", exitConfig, "", "not a private key"},
+		{"leading space", " " + offlinePriv, exitConfig, "", "not a private key"},
+		{"short", offlinePriv[:43], exitConfig, "", "got 43"},
+		{"not base64", strings.Replace(offlinePriv, "E", "!", 1), exitConfig, "",
+			"not standard base64"},
+		{"too long", strings.Repeat(offlinePriv, 5), exitConfig, "", "too long"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runOffline(t, tc.stdin, "pubkey")
+			if code != tc.code || out != tc.out || !strings.Contains(errOut, tc.err) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, stdout %q, stderr with %q",
+					code, out, errOut, tc.code, tc.out, tc.err)
+			}
+			if code != exitOK && strings.Contains(errOut, offlinePriv[4:20]) {
+				t.Errorf("stderr %q repeats the input", errOut)
+			}
+		})
+	}
+}
+
+// checkDir writes key files and returns a directory for check's configs.
+func checkDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	files := []struct {
+		name, content string
+		mode          os.FileMode
+	}{
+		{"private.key", offlinePriv + "\n", 0o600},
+		{"gamma.psk", peerPubB + "\n", 0o600},
+		{"loose.key", offlinePriv + "\n", 0o644},
+	}
+	for _, f := range files {
+		path := filepath.Join(dir, f.name)
+		if err := os.WriteFile(path, []byte(f.content), f.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestCheck(t *testing.T) {
+	const good = `[interface]
+name = "hop0"
+private_key_file = "private.key"
+address = ["100.64.0.1/24"]
+
+[[peer]]
+name = "beta"
+public_key = "` + peerPubA + `"
+allowed_ips = ["100.64.0.2/32"]
+
+[[peer]]
+name = "gamma"
+public_key = "` + peerPubB + `"
+preshared_key_file = "gamma.psk"
+`
+	tests := []struct {
+		name string
+		cfg  string
+		code int
+		out  string // stdout, after the config path
+		err  string // a substring of stderr, after the config path
+	}{
+		{"good", good, exitOK, ": ok (2 peers)\n", ""},
+		{"unknown key", good + "pubkey = \"x\"\n", exitConfig, "",
+			`:15: peer[2].pubkey: unknown key; did you mean "public_key"?`},
+		{"bad endpoint", strings.Replace(good, "[[peer]]\nname = \"beta\"",
+			"[[peer]]\nname = \"beta\"\nendpoint = \"2001:db8::1:51820\"", 1),
+			exitConfig, "", ":8: peer[1].endpoint:"},
+		{"loose private key", strings.Replace(good, "private.key", "loose.key", 1),
+			exitConfig, "", ":3: interface.private_key_file: "},
+		{"own key as a peer", strings.Replace(good, peerPubA, offlinePub, 1),
+			exitConfig, "", ":8: peer[1].public_key: this is the interface's own public key"},
+		{"missing preshared key", strings.Replace(good, "gamma.psk", "none.psk", 1),
+			exitConfig, "", ":14: peer[2].preshared_key_file: "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := checkDir(t)
+			path := filepath.Join(dir, "hoprd.toml")
+			if err := os.WriteFile(path, []byte(tc.cfg), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := runOffline(t, "", "check", "-c", path)
+			wantOut, wantErr := "", ""
+			if tc.out != "" {
+				wantOut = path + tc.out
+			}
+			if tc.err != "" {
+				wantErr = "hoprd: " + path + tc.err
+			}
+			if code != tc.code || out != wantOut || !strings.HasPrefix(errOut, wantErr) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, stdout %q, stderr %q...",
+					code, out, errOut, tc.code, wantOut, wantErr)
+			}
+			if strings.Contains(errOut, offlinePriv[4:20]) {
+				t.Errorf("stderr %q reveals the private key", errOut)
+			}
+		})
+	}
+}
+
+func TestCheckLooseKeyNamesFix(t *testing.T) {
+	dir := checkDir(t)
+	path := filepath.Join(dir, "hoprd.toml")
+	cfg := "[interface]\nname = \"hop0\"\nprivate_key_file = \"loose.key\"\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runOffline(t, "", "check", "-c", path)
+	key := filepath.Join(dir, "loose.key")
+	if code != exitConfig || !strings.Contains(errOut, "chmod 600 "+key) {
+		t.Errorf("exit %d, stderr %q; want exit 2 and the chmod for %s", code, errOut, key)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		err  string
+	}{
+		{"check without -c", []string{"check"}, "-c FILE"},
+		{"check of a missing file", []string{"check", "-c", "/nonexistent/hoprd.toml"},
+			"/nonexistent/hoprd.toml: cannot read"},
+		{"argument to version", []string{"version", "now"}, "takes no arguments"},
+		{"argument to genkey", []string{"genkey", "key"}, "takes no arguments"},
+		{"unknown flag", []string{"genkey", "--bogus"}, "unknown flag"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runOffline(t, "", tc.args...)
+			if code != exitConfig || out != "" || !strings.Contains(errOut, tc.err) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 2 and %q",
+					code, out, errOut, tc.err)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	old := version
+	defer func() { version = old }()
+	for _, v := range []string{"dev", "v1.2.3-4-gabcdef"} {
+		version = v
+		code, out, _ := runOffline(t, "", "version")
+		if code != exitOK || out != "hoprd "+v+"\n" {
+			t.Errorf("version %q: exit %d, printed %q", v, code, out)
+		}
+	}
+}
