@@ -61,7 +61,8 @@ type Config struct {
 
 // Device is one hoprd interface: its identity, its peers and its pipelines.
 //
-// Lock order: Device.peersMu, then Peer.mu, then Peer.hsMu.
+// Lock order: Device.keyMu, then Device.peersMu, then Peer.mu, then
+// Peer.hsMu. Device.net.mu is taken with none of them held.
 type Device struct {
 	log         *slog.Logger
 	tun         wgtun.Device
@@ -69,12 +70,17 @@ type Device struct {
 	mtu         int
 	hopInterval time.Duration
 	timestamps  handshake.TimestampSource
-	listenPort  uint16
+	listenPort  uint16 // guarded by net.mu
 	timers      Timers
 
-	identity *handshake.Identity // immutable after New
+	// keyMu guards identity, cookies, public and every Peer.hs: the
+	// handshake paths hold it for reading, SetPrivateKey for writing.
+	keyMu    sync.RWMutex
+	identity *handshake.Identity // nil while the interface has no private key
 	cookies  *handshake.CookieChecker
 	public   handshake.PublicKey
+
+	net netState // the bind's runtime settings (runtime.go)
 
 	peersMu sync.RWMutex // guards peers, names and claimed
 	peers   map[handshake.PublicKey]*Peer
@@ -117,7 +123,6 @@ func New(cfg Config) (*Device, error) {
 		hopInterval:    cfg.HopInterval,
 		timestamps:     cfg.Timestamps,
 		timers:         cfg.Timers.withDefaults(),
-		identity:       handshake.NewIdentity(cfg.PrivateKey),
 		peers:          make(map[handshake.PublicKey]*Peer),
 		names:          make(map[string]*Peer),
 		claimed:        make(map[netip.Prefix]*Peer),
@@ -128,13 +133,18 @@ func New(cfg Config) (*Device, error) {
 		handshakeQueue: make(chan *hsMessage, queueHandshake),
 		closed:         make(chan struct{}),
 	}
-	d.public = d.identity.PublicKey()
-	d.cookies = handshake.NewCookieChecker(d.identity)
+	if !cfg.PrivateKey.IsZero() {
+		d.identity = handshake.NewIdentity(cfg.PrivateKey)
+		d.public = d.identity.PublicKey()
+		d.cookies = handshake.NewCookieChecker(d.identity)
+	}
 	d.limiter.Init()
 
 	fns, port, err := d.bind.Open(cfg.ListenPort)
 	if err != nil {
-		d.identity.Zero()
+		if d.identity != nil {
+			d.identity.Zero()
+		}
 		d.limiter.Close()
 		return nil, fmt.Errorf("open udp port %d: %w", cfg.ListenPort, err)
 	}
@@ -145,11 +155,7 @@ func New(cfg Config) (*Device, error) {
 	d.start(workers, func() { d.decryptWorker() })
 	d.start(1, d.readTUN)
 	d.start(1, d.sendSequential)
-	for _, fn := range fns {
-		in := make(chan *inBatch, queueInbound)
-		d.start(1, func() { d.receive(fn, in) })
-		d.start(1, func() { d.writeSequential(in) })
-	}
+	d.startReceivers(fns)
 	d.start(1, d.handshakeWorker)
 	d.start(1, d.hopTicker)
 	d.start(1, d.dropReporter)
@@ -171,7 +177,9 @@ func (d *Device) start(n int, f func()) {
 func (d *Device) Close() {
 	d.closeOnce.Do(func() {
 		close(d.closed)
+		d.net.mu.Lock()
 		d.bind.Close()
+		d.net.mu.Unlock()
 		d.tun.Close()
 		d.peersMu.Lock()
 		for _, p := range d.peers {
@@ -180,7 +188,11 @@ func (d *Device) Close() {
 		d.peersMu.Unlock()
 		d.wg.Wait()
 		d.limiter.Close()
-		d.identity.Zero()
+		d.keyMu.Lock()
+		if d.identity != nil {
+			d.identity.Zero()
+		}
+		d.keyMu.Unlock()
 	})
 }
 
@@ -194,11 +206,20 @@ func (d *Device) isClosed() bool {
 	}
 }
 
-// PublicKey returns the device's public key.
-func (d *Device) PublicKey() handshake.PublicKey { return d.public }
+// PublicKey returns the device's public key, zero while it has no private
+// key.
+func (d *Device) PublicKey() handshake.PublicKey {
+	d.keyMu.RLock()
+	defer d.keyMu.RUnlock()
+	return d.public
+}
 
 // ListenPort returns the UDP port the device listens on.
-func (d *Device) ListenPort() uint16 { return d.listenPort }
+func (d *Device) ListenPort() uint16 {
+	d.net.mu.Lock()
+	defer d.net.mu.Unlock()
+	return d.listenPort
+}
 
 // HopInterval returns the key hop interval of hop-mode sessions.
 func (d *Device) HopInterval() time.Duration { return d.hopInterval }
@@ -216,7 +237,9 @@ type PeerConfig struct {
 
 // AddPeer adds a peer. Its allowed IPs must not be claimed by another peer.
 func (d *Device) AddPeer(pc PeerConfig) (*Peer, error) {
-	if pc.PublicKey.Equal(d.public) {
+	d.keyMu.RLock()
+	defer d.keyMu.RUnlock()
+	if d.identity != nil && pc.PublicKey.Equal(d.public) {
 		return nil, fmt.Errorf("add peer %q: %w", pc.Name, ErrOwnKey)
 	}
 	if pc.Protocol == nil {
@@ -258,6 +281,10 @@ func (d *Device) AddPeer(pc PeerConfig) (*Peer, error) {
 	d.peers[pc.PublicKey] = p
 	d.names[pc.Name] = p
 	p.startPersistentKeepalive()
+	if pc.PersistentKeepalive > 0 && p.getEndpoint() != nil {
+		// As WireGuard does: a peer kept alive is contacted at once.
+		go p.sendKeepalive()
+	}
 	return p, nil
 }
 

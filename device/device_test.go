@@ -250,3 +250,32 @@ func TestPaddedLen(t *testing.T) {
 		}
 	}
 }
+
+// TestCrossedInitiations starts both peers' handshakes at the same instant.
+// Without a tie-break each side voids the other's initiation and nothing
+// flows until a retry RekeyTimeout later; the test allows less than that.
+func TestCrossedInitiations(t *testing.T) {
+	for range 5 {
+		tp := newTestPair(t, handshake.Hop, time.Second, Timers{})
+		pa := udpPacket(addrA, addrB, 1, 100)
+		pb := udpPacket(addrB, addrA, 1, 100)
+		go func() { tp.tunA.Outbound <- pa }()
+		go func() { tp.tunB.Outbound <- pb }()
+		for _, c := range []struct {
+			in   chan []byte
+			want []byte
+		}{{tp.tunB.Inbound, pa}, {tp.tunA.Inbound, pb}} {
+			select {
+			case got := <-c.in:
+				if !bytes.Equal(got, c.want) {
+					t.Fatal("wrong packet")
+				}
+			case <-time.After(RekeyTimeout - time.Second):
+				t.Fatalf("no packet within %v: crossed initiations stalled",
+					RekeyTimeout-time.Second)
+			}
+		}
+		tp.a.Close()
+		tp.b.Close()
+	}
+}

@@ -30,9 +30,11 @@ const (
 	DropHandshakeRejected
 	DropHandshakeReplay
 	DropHandshakeFlood
+	DropHandshakeCrossed
 	DropHandshakeUnknownPeer
 	DropSendError
 	DropTUNWriteError
+	DropNoPrivateKey
 	numDropReasons
 )
 
@@ -57,9 +59,11 @@ var dropNames = [numDropReasons]string{
 	DropHandshakeRejected:    "handshake_rejected",
 	DropHandshakeReplay:      "handshake_replay",
 	DropHandshakeFlood:       "handshake_flood",
+	DropHandshakeCrossed:     "handshake_crossed",
 	DropHandshakeUnknownPeer: "handshake_unknown_peer",
 	DropSendError:            "send_error",
 	DropTUNWriteError:        "tun_write_error",
+	DropNoPrivateKey:         "no_private_key",
 }
 
 // String returns the reason's name as status shows it.

@@ -6,6 +6,7 @@ package device
 // source address; only then the Curve25519 operations.
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"time"
@@ -29,8 +30,15 @@ func (d *Device) handshakeWorker() {
 	}
 }
 
-// handleHandshake dispatches one handshake message by type.
+// handleHandshake dispatches one handshake message by type. It holds keyMu
+// for reading, so the identity and the peers' handshakes stay put.
 func (d *Device) handleHandshake(m *hsMessage, out []byte) {
+	d.keyMu.RLock()
+	defer d.keyMu.RUnlock()
+	if d.identity == nil {
+		d.drops.add(DropNoPrivateKey, 1)
+		return
+	}
 	msg := m.buf[:m.n]
 	typ := binary.LittleEndian.Uint32(msg[:4])
 	proto, _ := handshake.ProtocolForType(typ)
@@ -78,12 +86,23 @@ func (d *Device) checkMACs(msg []byte, ep conn.Endpoint, out []byte) bool {
 // handleInitiation answers a valid initiation with a response and holds
 // the new session until the initiator confirms it.
 func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, out []byte) {
-	var found *handshake.Handshake
+	var (
+		found   *handshake.Handshake
+		yielded *Peer
+	)
 	hs, err := handshake.ConsumeInitiation(d.identity, msg,
 		func(pub handshake.PublicKey) *handshake.Handshake {
 			found = d.lookupHandshake(pub)
+			if found != nil && d.keepOwnInitiation(pub) {
+				yielded = d.Peer(pub)
+				return nil
+			}
 			return found
 		})
+	if yielded != nil {
+		yielded.drops.add(DropHandshakeCrossed, 1)
+		return
+	}
 	if err != nil {
 		d.initiationFailed(found, msg, err)
 		return
@@ -109,6 +128,23 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, out []byte) {
 	if err := d.bind.Send([][]byte{out[:n]}, ep); err != nil {
 		p.drops.add(DropSendError, 1)
 	}
+}
+
+// keepOwnInitiation settles two initiations that cross: both peers sent
+// one before seeing the other's. A peer's handshake state holds one
+// handshake at a time, so answering the other's initiation would void our
+// own and the response to it, and each side would void the other's in the
+// same way. Instead the side with the greater public key keeps its own
+// initiation and ignores the other's; the other side answers. An
+// initiation of ours older than RekeyTimeout no longer counts.
+func (d *Device) keepOwnInitiation(remote handshake.PublicKey) bool {
+	p := d.Peer(remote)
+	if p == nil || bytes.Compare(d.public[:], remote[:]) <= 0 {
+		return false
+	}
+	p.hsMu.Lock()
+	defer p.hsMu.Unlock()
+	return p.hsIndex != 0 && time.Since(p.hsLastSent) < d.timers.RekeyTimeout
 }
 
 // initiationFailed counts a rejected initiation against its peer when the
@@ -198,8 +234,14 @@ func (d *Device) handleCookieReply(msg []byte) {
 // the peer's retransmit timer.
 func (d *Device) initiateHandshake(p *Peer, force bool) {
 	now := time.Now()
+	d.keyMu.RLock()
+	defer d.keyMu.RUnlock()
 	p.hsMu.Lock()
 	defer p.hsMu.Unlock()
+	if p.hs == nil {
+		p.noteProblem("the interface has no private key")
+		return
+	}
 	since := now.Sub(p.hsLastSent)
 	if since < HandshakeInitRate || (!force && since < d.timers.RekeyTimeout) {
 		return

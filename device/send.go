@@ -101,19 +101,26 @@ func (d *Device) readTUN() {
 			continue
 		}
 		batch := outBatchPool.Get().(*outBatch)
-		for i := range n {
-			pkt := bufs[i][tunOffset : tunOffset+sizes[i]]
-			p, ok := d.allowed.LookupPacket(pkt, true)
-			if !ok {
-				d.drops.add(DropNoRoute, 1)
-				continue
-			}
-			g := batch.groupFor(p)
-			g.bufs = append(g.bufs, bufs[i])
-			g.sizes = append(g.sizes, sizes[i])
-			bufs[i] = nil
-		}
+		d.route(batch, bufs[:n], sizes[:n])
 		d.dispatch(batch, time.Now())
+	}
+}
+
+// route groups the packets of one TUN read by the peer that owns each
+// destination, taking their buffers out of bufs. A packet no peer owns is
+// counted and its buffer left in bufs for the next read.
+func (d *Device) route(batch *outBatch, bufs []*packetBuf, sizes []int) {
+	for i := range bufs {
+		pkt := bufs[i][tunOffset : tunOffset+sizes[i]]
+		p, ok := d.allowed.LookupPacket(pkt, true)
+		if !ok {
+			d.drops.add(DropNoRoute, 1)
+			continue
+		}
+		g := batch.groupFor(p)
+		g.bufs = append(g.bufs, bufs[i])
+		g.sizes = append(g.sizes, sizes[i])
+		bufs[i] = nil
 	}
 }
 
@@ -251,13 +258,15 @@ func (p *Peer) flushStagedLocked() {
 	p.device.enqueue(b)
 }
 
-// sendKeepalive sends an empty transport message, when a session exists.
+// sendKeepalive sends an empty transport message, or starts a handshake
+// when there is no session to send it on.
 func (p *Peer) sendKeepalive() {
 	now := time.Now()
 	p.mu.Lock()
 	s := p.current
 	if s == nil || s.expired(now) {
 		p.mu.Unlock()
+		p.device.initiateHandshake(p, false)
 		return
 	}
 	g := getOutGroup(p)
