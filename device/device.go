@@ -57,6 +57,9 @@ type Config struct {
 	Timestamps  handshake.TimestampSource // nil: the wall clock
 	Logger      *slog.Logger
 	Timers      Timers // zero: WireGuard's
+	// DropSummaryEvery is how often at most a summary of drops is logged;
+	// zero means once a minute.
+	DropSummaryEvery time.Duration
 }
 
 // Device is one hoprd interface: its identity, its peers and its pipelines.
@@ -72,6 +75,7 @@ type Device struct {
 	timestamps  handshake.TimestampSource
 	listenPort  uint16 // guarded by net.mu
 	timers      Timers
+	summaryEach time.Duration // see Config.DropSummaryEvery
 
 	// keyMu guards identity, cookies, public and every Peer.hs: the
 	// handshake paths hold it for reading, SetPrivateKey for writing.
@@ -112,6 +116,9 @@ func New(cfg Config) (*Device, error) {
 	if cfg.Timestamps == nil {
 		cfg.Timestamps = handshake.WallClock{}
 	}
+	if cfg.DropSummaryEvery <= 0 {
+		cfg.DropSummaryEvery = time.Minute
+	}
 	if cfg.MTU == 0 {
 		cfg.MTU = 1420
 	}
@@ -123,6 +130,7 @@ func New(cfg Config) (*Device, error) {
 		hopInterval:    cfg.HopInterval,
 		timestamps:     cfg.Timestamps,
 		timers:         cfg.Timers.withDefaults(),
+		summaryEach:    cfg.DropSummaryEvery,
 		peers:          make(map[handshake.PublicKey]*Peer),
 		names:          make(map[string]*Peer),
 		claimed:        make(map[netip.Prefix]*Peer),

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -277,5 +279,70 @@ func TestCrossedInitiations(t *testing.T) {
 		}
 		tp.a.Close()
 		tp.b.Close()
+	}
+}
+
+// lineCounter counts log lines that contain a substring.
+type lineCounter struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.lines = append(c.lines, string(p))
+	c.mu.Unlock()
+	return len(p), nil
+}
+
+func (c *lineCounter) count(sub string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, l := range c.lines {
+		if strings.Contains(l, sub) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestDropsSummarizedNotLogged floods a device with garbage and checks that
+// the log gets one summary per interval, not a line per packet.
+func TestDropsSummarizedNotLogged(t *testing.T) {
+	binds := bindtest.NewChannelBinds()
+	logs := &lineCounter{}
+	tunB := tuntest.NewChannelTUN()
+	b, err := New(Config{PrivateKey: mustKey(t), TUN: tunB.TUN(), Bind: binds[1],
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), DropSummaryEvery: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ep, _ := binds[0].ParseEndpoint("127.0.0.1:1") // reaches binds[1]
+	if _, _, err := binds[0].Open(0); err != nil {
+		t.Fatal(err)
+	}
+	const n = 1000
+	garbage := [][]byte{{0xff, 0, 0, 0, 1, 2, 3}}
+	for range n {
+		if err := binds[0].Send(garbage, ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b.drops[DropBadType].Load() < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := b.drops[DropBadType].Load(); got != n {
+		t.Fatalf("bad_type drops = %d, want %d", got, n)
+	}
+	time.Sleep(500 * time.Millisecond)
+	summaries := logs.count("packets dropped")
+	if summaries < 1 || summaries > 4 {
+		t.Errorf("%d summary lines for %d drops, want 1 to 4", summaries, n)
+	}
+	if total := len(logs.lines); total > summaries+2 {
+		t.Errorf("%d log lines for %d drops: %q", total, n, logs.lines)
 	}
 }

@@ -11,7 +11,6 @@ type DropReason int
 // Drop reasons. Their names (see String) are what status shows.
 const (
 	DropNoRoute DropReason = iota
-	DropNoSession
 	DropStagedOverflow
 	DropShort
 	DropBadType
@@ -31,6 +30,7 @@ const (
 	DropHandshakeReplay
 	DropHandshakeFlood
 	DropHandshakeCrossed
+	DropBadLength
 	DropHandshakeUnknownPeer
 	DropSendError
 	DropTUNWriteError
@@ -40,7 +40,6 @@ const (
 
 var dropNames = [numDropReasons]string{
 	DropNoRoute:              "no_route",
-	DropNoSession:            "no_session",
 	DropStagedOverflow:       "staged_overflow",
 	DropShort:                "short_message",
 	DropBadType:              "bad_type",
@@ -60,6 +59,7 @@ var dropNames = [numDropReasons]string{
 	DropHandshakeReplay:      "handshake_replay",
 	DropHandshakeFlood:       "handshake_flood",
 	DropHandshakeCrossed:     "handshake_crossed",
+	DropBadLength:            "bad_length",
 	DropHandshakeUnknownPeer: "handshake_unknown_peer",
 	DropSendError:            "send_error",
 	DropTUNWriteError:        "tun_write_error",

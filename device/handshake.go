@@ -42,6 +42,10 @@ func (d *Device) handleHandshake(m *hsMessage, out []byte) {
 	msg := m.buf[:m.n]
 	typ := binary.LittleEndian.Uint32(msg[:4])
 	proto, _ := handshake.ProtocolForType(typ)
+	if len(msg) != handshakeMessageSize(proto, typ) {
+		d.drops.add(DropBadLength, 1)
+		return
+	}
 	switch typ {
 	case proto.TypeInitiation, proto.TypeResponse:
 		if !d.checkMACs(msg, m.ep, out) {
@@ -55,6 +59,20 @@ func (d *Device) handleHandshake(m *hsMessage, out []byte) {
 	case proto.TypeCookieReply:
 		d.handleCookieReply(msg)
 	}
+}
+
+// handshakeMessageSize is the exact length of a handshake message of type
+// typ in protocol proto.
+func handshakeMessageSize(proto *handshake.Protocol, typ uint32) int {
+	switch typ {
+	case proto.TypeInitiation:
+		return handshake.MessageInitiationSize
+	case proto.TypeResponse:
+		return handshake.MessageResponseSize
+	case proto.TypeCookieReply:
+		return handshake.MessageCookieReplySize
+	}
+	return -1
 }
 
 // checkMACs checks mac1, and under load mac2, answering a message without
@@ -86,6 +104,7 @@ func (d *Device) checkMACs(msg []byte, ep conn.Endpoint, out []byte) bool {
 // handleInitiation answers a valid initiation with a response and holds
 // the new session until the initiator confirms it.
 func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, out []byte) {
+	proto, _ := handshake.ProtocolForType(binary.LittleEndian.Uint32(msg[:4]))
 	var (
 		found   *handshake.Handshake
 		yielded *Peer
@@ -93,7 +112,7 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, out []byte) {
 	hs, err := handshake.ConsumeInitiation(d.identity, msg,
 		func(pub handshake.PublicKey) *handshake.Handshake {
 			found = d.lookupHandshake(pub)
-			if found != nil && d.keepOwnInitiation(pub) {
+			if found != nil && found.Protocol() == proto && d.keepOwnInitiation(pub) {
 				yielded = d.Peer(pub)
 				return nil
 			}

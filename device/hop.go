@@ -42,10 +42,11 @@ func (p *Peer) hop(now time.Time) {
 	p.mu.RUnlock()
 }
 
-// dropReporter logs, at most once a minute, a summary of the drops counted
-// since the last summary. Drops are never logged one by one.
+// dropReporter logs, at most once a minute (Config.DropSummaryEvery), a
+// summary of the drops counted since the last summary. Drops are never
+// logged one by one.
 func (d *Device) dropReporter() {
-	t := time.NewTicker(time.Minute)
+	t := time.NewTicker(d.summaryEach)
 	defer t.Stop()
 	var last uint64
 	for {

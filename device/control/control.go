@@ -169,11 +169,20 @@ func (s *Server) handle(c net.Conn) {
 	if err := enc.Encode(&resp); err != nil {
 		s.log.Debug("control reply", "err", err)
 	}
+	if errors.Is(err, ErrRequestTooLarge) {
+		// Read a bounded amount of what is left before closing, so that the
+		// client sees the reply rather than a reset.
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		io.CopyN(io.Discard, c, drainLimit)
+	}
 }
+
+// drainLimit bounds what the server reads past an oversized request.
+const drainLimit = 1 << 16
 
 // readLine reads one newline-terminated line of at most MaxRequestSize.
 func readLine(r io.Reader) ([]byte, error) {
-	br := bufio.NewReaderSize(io.LimitReader(r, MaxRequestSize+1), 512)
+	br := bufio.NewReaderSize(io.LimitReader(r, MaxRequestSize+1), MaxRequestSize+1)
 	line, err := br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) || len(line) > MaxRequestSize {
 		return nil, ErrRequestTooLarge
