@@ -20,8 +20,11 @@ type Peer struct {
 	name   string
 	public handshake.PublicKey
 	proto  *handshake.Protocol
-	hs     *handshake.Handshake // locks itself
 	log    *slog.Logger
+
+	// hs locks itself. It is replaced with Device.keyMu and hsMu held, so
+	// either suffices to read it; nil while the device has no private key.
+	hs *handshake.Handshake
 
 	allowedIPs []netip.Prefix // guarded by Device.peersMu
 
@@ -35,10 +38,12 @@ type Peer struct {
 	keepalive time.Duration // persistent keepalive interval, 0 for none
 	stopped   bool
 
-	hsMu       sync.Mutex // guards the initiation state below
+	hsMu       sync.Mutex // guards the initiation state below, and psk
 	hsIndex    uint32     // local index of the initiation in flight, 0 if none
 	hsStarted  time.Time  // when the current round of attempts began
 	hsLastSent time.Time
+
+	psk handshake.PresharedKey // guarded by hsMu; rebuilds hs when the key changes
 
 	timers peerTimers
 
@@ -64,9 +69,12 @@ func newPeer(d *Device, pc PeerConfig) *Peer {
 		proto:     pc.Protocol,
 		keepalive: pc.PersistentKeepalive,
 		log:       d.log.With("peer", pc.Name),
+		psk:       pc.PresharedKey,
 	}
-	p.hs = handshake.NewHandshake(d.identity, pc.PublicKey, pc.PresharedKey, pc.Protocol,
-		d.timestamps)
+	if d.identity != nil {
+		p.hs = handshake.NewHandshake(d.identity, pc.PublicKey, pc.PresharedKey, pc.Protocol,
+			d.timestamps)
+	}
 	p.timers.init(p)
 	return p
 }
@@ -108,7 +116,12 @@ func (p *Peer) SetPersistentKeepalive(d time.Duration) {
 
 // SetPresharedKey changes the preshared key used by later handshakes.
 func (p *Peer) SetPresharedKey(psk handshake.PresharedKey) {
-	p.hs.SetPresharedKey(psk)
+	p.hsMu.Lock()
+	defer p.hsMu.Unlock()
+	p.psk = psk
+	if p.hs != nil {
+		p.hs.SetPresharedKey(psk)
+	}
 }
 
 // updateEndpoint records where an authenticated packet came from, so the
@@ -118,7 +131,8 @@ func (p *Peer) updateEndpoint(ep conn.Endpoint) {
 	if old := p.endpoint.Load(); old != nil && sameEndpoint(*old, ep) {
 		return
 	}
-	p.endpoint.Store(&ep)
+	stored := ep // storing &ep itself would move ep to the heap on every call
+	p.endpoint.Store(&stored)
 }
 
 // sameEndpoint reports whether a and b name the same remote address and the
@@ -171,7 +185,9 @@ func (p *Peer) installInitiated(s *session) {
 }
 
 // installResponded holds a session we responded to as next, until the
-// initiator's first packet confirms it.
+// initiator's first packet confirms it. As in WireGuard, the handshake only
+// counts as complete then: a response the initiator cannot open (a wrong
+// preshared key, say) never shows as a handshake.
 func (p *Peer) installResponded(s *session) {
 	p.mu.Lock()
 	if p.stopped {
@@ -183,7 +199,6 @@ func (p *Peer) installResponded(s *session) {
 	retired := p.next
 	p.next = s
 	p.device.indices.bind(s.localIndex, s)
-	p.handshakeDone()
 	p.mu.Unlock()
 	p.retire(retired)
 }
@@ -203,6 +218,7 @@ func (p *Peer) confirm(s *session) {
 	p.demoteCurrentLocked()
 	p.current = s
 	p.next = nil
+	p.handshakeDone()
 	p.flushStagedLocked()
 	p.mu.Unlock()
 	p.retire(retired)
@@ -269,8 +285,10 @@ func (p *Peer) clearSessions() {
 		p.device.indices.remove(p.hsIndex)
 		p.hsIndex = 0
 	}
+	if p.hs != nil {
+		p.hs.Clear()
+	}
 	p.hsMu.Unlock()
-	p.hs.Clear()
 }
 
 // stop takes the peer out of service: timers stop and keys are erased.
@@ -280,6 +298,12 @@ func (p *Peer) stop() {
 	p.mu.Unlock()
 	p.timers.stop()
 	p.clearSessions()
+	p.hsMu.Lock()
+	p.psk.Zero()
+	if p.hs != nil {
+		p.hs.Zero()
+	}
+	p.hsMu.Unlock()
 }
 
 // Hops returns the key hops done with this peer since the daemon started:

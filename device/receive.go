@@ -79,11 +79,13 @@ func (d *Device) receive(fn conn.ReceiveFunc, out chan<- *inBatch) {
 	sizes := make([]int, bs)
 	eps := make([]conn.Endpoint, bs)
 	for {
+		// Only replaced buffers get a new view: touching all of them
+		// each read costs a cache and TLB miss per buffer.
 		for i := range bufs {
 			if bufs[i] == nil {
 				bufs[i] = getBuf()
+				views[i] = bufs[i][:]
 			}
-			views[i] = bufs[i][:]
 		}
 		n, err := fn(views, sizes, eps)
 		if err != nil {
@@ -154,15 +156,12 @@ func (d *Device) sortMessage(
 		}
 	}
 
-	hs := wgHeaderSize
-	if proto == handshake.Hop {
-		hs = hopHeaderSize
-	}
-	if n < hs+tagSize {
+	hdr, ok := parseTransportHeader(buf[:n])
+	if !ok { // the type is a transport type: only the length can fail
 		d.drops.add(DropShort, 1)
 		return false
 	}
-	e := d.indices.lookup(binary.LittleEndian.Uint32(buf[4:8]))
+	e := d.indices.lookup(hdr.receiver)
 	s := e.sess
 	if s == nil {
 		d.drops.add(DropUnknownIndex, 1)
@@ -176,10 +175,7 @@ func (d *Device) sortMessage(
 		s.peer.drops.add(DropExpiredSession, 1)
 		return false
 	}
-	var epoch uint32
-	if proto == handshake.Hop {
-		epoch = binary.LittleEndian.Uint32(buf[8:12])
-	}
+	epoch := hdr.epoch
 
 	if *batch == nil {
 		*batch = inBatchPool.Get().(*inBatch)
@@ -196,6 +192,10 @@ func (d *Device) sortMessage(
 		key, err := s.receiver.Key(epoch, now)
 		if err != nil {
 			s.peer.drops.add(DropEpochOutOfWindow, 1)
+			if len(b.groups) == 0 { // an empty batch must not reach the writer
+				inBatchPool.Put(b)
+				*batch = nil
+			}
 			return false
 		}
 		g = inGroupPool.Get().(*inGroup)

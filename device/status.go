@@ -46,8 +46,8 @@ type PeerStatus struct {
 func (d *Device) Status() Status {
 	st := Status{
 		Interface: InterfaceStatus{
-			PublicKey:   d.public.String(),
-			ListenPort:  d.listenPort,
+			PublicKey:   d.publicKeyString(),
+			ListenPort:  d.ListenPort(),
 			HopInterval: d.hopInterval.String(),
 		},
 		Drops: d.drops.snapshot(),

@@ -3,7 +3,9 @@
 // Each subcommand lives in a file of its own. The daemon runs under
 // "hoprd up"; the other commands either work offline (genkey, pubkey,
 // check, version) or are thin clients of the running daemon's control
-// socket (status).
+// socket (status). "hoprd [-f] INTERFACE" runs an interface configured
+// only through wg(8), as wg-quick's userspace implementation
+// (userspace.go).
 package main
 
 import (
@@ -12,6 +14,7 @@ import (
 	"os"
 
 	"github.com/hoprd/hoprd/config"
+	"github.com/hoprd/hoprd/device/uapi"
 	"github.com/spf13/cobra"
 )
 
@@ -33,6 +36,7 @@ func (e usageError) Unwrap() error { return e.err }
 type globalFlags struct {
 	runDir   string // where control sockets live
 	stateDir string // where persistent state (timestamp high-water marks) lives
+	wgDir    string // where wg(8) configuration sockets live; empty for none
 }
 
 func newRootCmd() *cobra.Command {
@@ -47,6 +51,8 @@ func newRootCmd() *cobra.Command {
 		"directory of the daemons' control sockets")
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", defaultStateDir,
 		"directory of persistent daemon state")
+	root.PersistentFlags().StringVar(&g.wgDir, "wg-dir", uapi.SocketDir,
+		"directory of the wg(8) configuration sockets (empty: serve none)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return usageError{err}
 	})
@@ -58,6 +64,7 @@ func newRootCmd() *cobra.Command {
 		newUpCmd(g),
 		newStatusCmd(g),
 	)
+	addUserspace(root, g)
 	return root
 }
 

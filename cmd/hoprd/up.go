@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"github.com/hoprd/hoprd/config"
@@ -33,14 +35,13 @@ func newUpCmd(g *globalFlags) *cobra.Command {
 		Long: "Creates the interface described by the config file, brings up the overlay\n" +
 			"and serves the control socket. On SIGINT or SIGTERM it removes the\n" +
 			"interface, its addresses and routes, and exits.",
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runUp(cmd.Context(), g, f)
 		},
 	}
 	cmd.Flags().StringVarP(&f.config, "config", "c", "", "config file (required)")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	cmd.MarkFlagRequired("config")
 	return cmd
 }
 
@@ -68,36 +69,23 @@ func loadDaemonConfig(path string, log *slog.Logger) (*daemonConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	priv, err := config.ReadPrivateKeyFile(cfg.Interface.PrivateKeyFile)
+	keys, err := cfg.ReadKeys()
 	if err != nil {
-		return nil, withLine(cfg, "interface.private_key_file", err)
+		return nil, err
 	}
-	dc := &daemonConfig{cfg: cfg, priv: priv}
-	own := priv.PublicKey()
+	defer keys.Zero()
+	dc := &daemonConfig{cfg: cfg, priv: keys.Private}
 	for i, pc := range cfg.Peers {
-		key := fmt.Sprintf("peer[%d]", i+1)
-		if pc.PublicKey.Equal(own) {
-			dc.wipe()
-			return nil, &config.Error{File: cfg.Path, Line: cfg.LineOf(key + ".public_key"),
-				Key: key + ".public_key", Msg: "is this interface's own public key"}
-		}
 		p := device.PeerConfig{
 			Name:                pc.Name,
 			PublicKey:           pc.PublicKey,
+			PresharedKey:        keys.Preshared[i],
 			Protocol:            handshake.Hop,
 			AllowedIPs:          pc.AllowedIPs,
 			PersistentKeepalive: pc.PersistentKeepalive,
 		}
 		if pc.Mode == config.ModeWireGuard {
 			p.Protocol = handshake.WireGuard
-		}
-		if pc.PresharedKeyFile != "" {
-			psk, err := config.ReadPresharedKeyFile(pc.PresharedKeyFile)
-			if err != nil {
-				dc.wipe()
-				return nil, withLine(cfg, key+".preshared_key_file", err)
-			}
-			p.PresharedKey = psk
 		}
 		if pc.Endpoint != "" {
 			ap, err := device.ResolveEndpoint(pc.Endpoint)
@@ -113,25 +101,6 @@ func loadDaemonConfig(path string, log *slog.Logger) (*daemonConfig, error) {
 	return dc, nil
 }
 
-// withLine returns err as a config error, naming the key's line when err
-// does not already.
-func withLine(cfg *config.Config, key string, err error) error {
-	var ce *config.Error
-	if errors.As(err, &ce) {
-		if ce.Line == 0 {
-			ce.Line = cfg.LineOf(key)
-		}
-		if ce.File == "" {
-			ce.File = cfg.Path
-		}
-		if ce.Key == "" {
-			ce.Key = key
-		}
-		return ce
-	}
-	return &config.Error{File: cfg.Path, Line: cfg.LineOf(key), Key: key, Msg: err.Error()}
-}
-
 // wipe erases the secrets held.
 func (dc *daemonConfig) wipe() {
 	dc.priv.Zero()
@@ -141,6 +110,9 @@ func (dc *daemonConfig) wipe() {
 }
 
 func runUp(ctx context.Context, g *globalFlags, f *upFlags) error {
+	if f.config == "" {
+		return usageError{errors.New("up needs a config file: hoprd up -c FILE")}
+	}
 	log, err := newLogger(f.logLevel)
 	if err != nil {
 		return err
@@ -156,6 +128,9 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags) error {
 	ts, err := device.OpenTimestampStore(filepath.Join(g.stateDir, ic.Name))
 	if err != nil {
 		return err
+	}
+	if err := checkListenPort(ic.ListenPort); err != nil {
+		return fmt.Errorf("start %s: %w", ic.Name, err)
 	}
 
 	var routes []netip.Prefix
@@ -183,6 +158,9 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags) error {
 		Timestamps:  ts,
 		Logger:      log,
 	})
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("start %s: %w", ic.Name, portInUse(ic.ListenPort, err))
+	}
 	if err != nil {
 		return fmt.Errorf("start %s: %w", ic.Name, err)
 	}
@@ -204,6 +182,8 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags) error {
 		return fmt.Errorf("start %s: %w", ic.Name, err)
 	}
 	defer srv.Close()
+	stopWG := serveWG(g, ic.Name, dev, link, log)
+	defer stopWG()
 
 	log.Info("up", "public_key", dev.PublicKey().String(), "listen_port", dev.ListenPort(),
 		"peers", len(dc.peers), "hop_interval", ic.HopInterval.String())
@@ -219,6 +199,33 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags) error {
 	case <-ctxDone(ctx):
 	}
 	return nil
+}
+
+// checkListenPort reports a listen port that another socket holds, in
+// either address family, before any interface exists: creating one would
+// add routes that its removal cannot give back to whatever they replaced.
+// The device opens the port for real later; port 0 picks a free one then.
+func checkListenPort(port uint16) error {
+	if port == 0 {
+		return nil
+	}
+	for _, network := range []string{"udp4", "udp6"} {
+		c, err := net.ListenPacket(network, ":"+strconv.Itoa(int(port)))
+		if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return portInUse(port, err)
+			}
+			continue // a family the host lacks; the device decides
+		}
+		c.Close()
+	}
+	return nil
+}
+
+// portInUse describes err, an EADDRINUSE from binding the listen port.
+func portInUse(port uint16, err error) error {
+	return fmt.Errorf("listen port %d is already in use: stop the program that holds it "+
+		"or choose another listen_port (%w)", port, err)
 }
 
 // ctxDone returns ctx's done channel, or nil (never ready) without a ctx.

@@ -16,7 +16,8 @@
 // HKDF uses HMAC over BLAKE2s-256. Both halves come out of a one-way
 // function of chain_e, so K_e and chain_{e+1} tell nothing about chain_e,
 // and once chain_e is erased no earlier key can be rebuilt. With a zero
-// interval the session never hops and every packet uses K_0.
+// interval the session never hops, and every packet is sealed with T
+// itself, as WireGuard seals it.
 //
 // # Use on the data path
 //

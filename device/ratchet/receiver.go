@@ -42,8 +42,9 @@ type Receiver struct {
 // NewReceiver returns the Receiver for a direction whose transport secret
 // is *secret, which it copies and then zeroes. Epochs are counted from
 // start, which must carry a monotonic clock reading (a time.Now value),
-// in steps of interval; an interval of zero or less never hops. The key
-// of epoch 0 is derived at once, so the secret itself is not kept.
+// in steps of interval; an interval of zero or less never hops and keys
+// every packet with the secret itself, as WireGuard does. The key of epoch
+// 0 is made at once, so the secret is kept only inside it.
 func NewReceiver(secret *[32]byte, start time.Time, interval time.Duration) *Receiver {
 	interval = max(interval, 0)
 	behind, ahead := Window(interval)
@@ -57,6 +58,11 @@ func NewReceiver(secret *[32]byte, start time.Time, interval time.Duration) *Rec
 	r.start.Store(&start)
 	r.chain = *secret
 	clear(secret[:])
+	if interval == 0 {
+		r.slot(0).Store(newKey(0, &r.chain))
+		r.next = 1
+		return r
+	}
 	r.deriveLocked(0)
 	return r
 }

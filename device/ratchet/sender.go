@@ -30,12 +30,17 @@ type Sender struct {
 // NewSender returns the Sender for a direction whose transport secret is
 // *secret, which it copies and then zeroes. Epochs are counted from
 // start, which must carry a monotonic clock reading (a time.Now value),
-// in steps of interval; an interval of zero or less never hops. The key
-// of epoch 0 is derived at once, so the secret itself is not kept.
+// in steps of interval; an interval of zero or less never hops and keys
+// every packet with the secret itself, as WireGuard does. The key of epoch
+// 0 is made at once, so the secret is kept only inside it.
 func NewSender(secret *[32]byte, start time.Time, interval time.Duration) *Sender {
 	s := &Sender{start: start, interval: max(interval, 0), d: newDeriver()}
 	s.chain = *secret
 	clear(secret[:])
+	if s.interval == 0 {
+		s.cur.Store(newKey(0, &s.chain))
+		return s
+	}
 	s.d.step(&s.chain, true)
 	s.cur.Store(newKey(0, &s.d.key))
 	return s

@@ -1,0 +1,384 @@
+package main
+
+// hoprd as wg-quick's userspace implementation: "hoprd [-f] INTERFACE".
+//
+// When the kernel has no WireGuard, wg-quick runs the program named by
+// WG_QUICK_USERSPACE_IMPLEMENTATION with the interface name as its only
+// argument and waits for it to exit. The program must create the TUN and
+// the configuration socket (/var/run/wireguard/INTERFACE.sock) and go to
+// the background; wg-quick then sets the key and peers with wg(8), adds
+// the addresses and routes with ip(8), and later deletes the link, which
+// ends the program. With -f (or WG_PROCESS_FOREGROUND=1, as wireguard-go
+// reads it) the program stays in the foreground.
+//
+// To go to the background hoprd runs itself again with -f in a new
+// session, and waits on a pipe until the child reports that the interface
+// and its sockets are up (or why they are not); only then does it exit.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hoprd/hoprd/config"
+	"github.com/hoprd/hoprd/device"
+	"github.com/hoprd/hoprd/device/control"
+	"github.com/hoprd/hoprd/device/uapi"
+	"github.com/hoprd/hoprd/tun"
+	"github.com/spf13/cobra"
+	"github.com/vishvananda/netlink"
+	"golang.zx2c4.com/wireguard/conn"
+)
+
+// Environment of the userspace mode.
+const (
+	// foregroundEnv set to "1" keeps the daemon in the foreground, as
+	// wireguard-go does.
+	foregroundEnv = "WG_PROCESS_FOREGROUND"
+	// logLevelEnv sets the log level (debug, info, warn, error or
+	// silent). In the background the daemon keeps its standard output and
+	// error only when it is set, as wireguard-go does; otherwise they go
+	// to /dev/null.
+	logLevelEnv = "LOG_LEVEL"
+	// readyFDEnv names, in the background child only, the pipe on which it
+	// reports that it is up.
+	readyFDEnv = "HOPRD_READY_FD"
+)
+
+const (
+	// daemonTimeout bounds the wait for the background child to come up.
+	daemonTimeout = 30 * time.Second
+	// readyLine is what the child writes once the interface is up.
+	readyLine = "ready"
+	// errorPrefix starts what the child writes when it cannot start.
+	errorPrefix = "error: "
+)
+
+type userspaceFlags struct {
+	foreground bool
+}
+
+// addUserspace makes root accept one positional argument that is not a
+// subcommand: the name of an interface to run for wg-quick.
+func addUserspace(root *cobra.Command, g *globalFlags) {
+	f := &userspaceFlags{}
+	root.Use = "hoprd [-f] INTERFACE"
+	root.Long = "With a subcommand, runs it. With an interface name, creates that interface\n" +
+		"with no address, no key and no peer, serves its wg(8) configuration socket\n" +
+		"and goes to the background, as wg-quick expects of the program named by\n" +
+		"WG_QUICK_USERSPACE_IMPLEMENTATION. Deleting the link stops it."
+	root.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 1 {
+			return usageError{fmt.Errorf("%s takes one interface name, got %d arguments",
+				cmd.CommandPath(), len(args))}
+		}
+		return nil
+	}
+	root.Flags().BoolVarP(&f.foreground, "foreground", "f", false,
+		"with INTERFACE: stay in the foreground")
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		name := args[0]
+		if sub, ok := typoOf(cmd, name); ok {
+			return usageError{fmt.Errorf("unknown command %q; did you mean %q? (an "+
+				"interface name one typo away from a command is refused)", name, sub)}
+		}
+		if g.wgDir == "" {
+			return usageError{errors.New("--wg-dir is empty: an interface run for wg-quick " +
+				"is configured only through its wg socket")}
+		}
+		if _, err := userspaceLogger(); err != nil {
+			return err
+		}
+		if f.foreground || os.Getenv(foregroundEnv) == "1" {
+			return runUserspace(cmd.Context(), g, name)
+		}
+		return daemonize(g, name)
+	}
+}
+
+// typoOf returns the subcommand of root that name misspells: one letter
+// added, dropped, changed, or two neighbours swapped. Running an interface
+// is what a mistyped command would otherwise do, as root, in the
+// background.
+func typoOf(root *cobra.Command, name string) (string, bool) {
+	for _, c := range root.Commands() {
+		for _, n := range append([]string{c.Name()}, c.Aliases...) {
+			if oneEditApart(name, n) {
+				return n, true
+			}
+		}
+	}
+	return "", false
+}
+
+// oneEditApart reports whether a and b are equal or one edit apart, a swap
+// of neighbouring letters counting as one edit.
+func oneEditApart(a, b string) bool {
+	if len(a) < len(b) {
+		a, b = b, a
+	}
+	switch len(a) - len(b) {
+	case 0:
+		i := 0
+		for i < len(a) && a[i] == b[i] {
+			i++
+		}
+		if i == len(a) || a[i+1:] == b[i+1:] {
+			return true
+		}
+		return i+1 < len(a) && a[i] == b[i+1] && a[i+1] == b[i] && a[i+2:] == b[i+2:]
+	case 1:
+		i := 0
+		for i < len(b) && a[i] == b[i] {
+			i++
+		}
+		return a[i+1:] == b[i:]
+	}
+	return false
+}
+
+// daemonize starts "hoprd -f NAME" in a new session and waits until it
+// reports that the interface is up, or why it is not.
+func daemonize(g *globalFlags, name string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("go to the background: %w", err)
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("go to the background: %w", err)
+	}
+	defer null.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("go to the background: %w", err)
+	}
+	defer r.Close()
+
+	cmd := exec.Command(self, "--run-dir="+g.runDir, "--state-dir="+g.stateDir,
+		"--wg-dir="+g.wgDir, "-f", name)
+	cmd.Env = append(os.Environ(), readyFDEnv+"=3")
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.Dir = "/"
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, null, null
+	if os.Getenv(logLevelEnv) != "" {
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		return fmt.Errorf("go to the background: %w", err)
+	}
+
+	msg, err := readReport(r, daemonTimeout)
+	if err == nil && msg == readyLine {
+		return cmd.Process.Release()
+	}
+	// The child failed, or said nothing in time: make sure it is gone.
+	cmd.Process.Kill()
+	cmd.Wait()
+	if err != nil {
+		return fmt.Errorf("start %s in the background: %w", name, err)
+	}
+	if rest, ok := strings.CutPrefix(msg, errorPrefix); ok {
+		return fmt.Errorf("%s", rest)
+	}
+	return fmt.Errorf("start %s in the background: the daemon exited without a word", name)
+}
+
+// readReport reads what the child writes on the pipe until it closes it.
+func readReport(r *os.File, timeout time.Duration) (string, error) {
+	if err := r.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(io.LimitReader(r, 4096))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return "", fmt.Errorf("no word from the daemon within %v", timeout)
+	}
+	return strings.TrimSpace(string(b)), err
+}
+
+// reporter tells the waiting parent, once, how the start went. Without a
+// parent (in the foreground) it does nothing.
+type reporter struct {
+	f *os.File
+}
+
+func newReporter() *reporter {
+	v := os.Getenv(readyFDEnv)
+	os.Unsetenv(readyFDEnv)
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return &reporter{}
+	}
+	return &reporter{f: os.NewFile(uintptr(fd), "ready")}
+}
+
+// report sends readyLine for a nil err, the error otherwise, and closes
+// the pipe.
+func (r *reporter) report(err error) {
+	if r.f == nil {
+		return
+	}
+	msg := readyLine
+	if err != nil {
+		msg = errorPrefix + err.Error()
+	}
+	fmt.Fprintln(r.f, msg)
+	r.f.Close()
+	r.f = nil
+}
+
+// userspaceLogger returns a logger on stderr at the level LOG_LEVEL names
+// (info when unset).
+func userspaceLogger() (*slog.Logger, error) {
+	level := slog.LevelInfo
+	switch v := strings.ToLower(os.Getenv(logLevelEnv)); v {
+	case "", "info":
+	case "debug", "verbose":
+		level = slog.LevelDebug
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	case "silent":
+		return slog.New(slog.DiscardHandler), nil
+	default:
+		return nil, usageError{fmt.Errorf("%s=%q: want debug, info, warn, error or silent",
+			logLevelEnv, v)}
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})), nil
+}
+
+// runUserspace runs the interface name in the foreground until a signal
+// arrives or the link is deleted.
+func runUserspace(ctx context.Context, g *globalFlags, name string) error {
+	rep := newReporter()
+	err := serveUserspace(ctx, g, name, rep)
+	rep.report(err) // only if serveUserspace failed before it was up
+	return err
+}
+
+// serveUserspace creates the interface and its sockets, reports that it is
+// up, and serves until told to stop.
+func serveUserspace(ctx context.Context, g *globalFlags, name string, rep *reporter) error {
+	log, err := userspaceLogger()
+	if err != nil {
+		return err
+	}
+	log = log.With("interface", name)
+	ts, err := device.OpenTimestampStore(filepath.Join(g.stateDir, name))
+	if err != nil {
+		return err
+	}
+	link, err := tun.Create(tun.Config{Name: name}, log)
+	if err != nil {
+		return fmt.Errorf("create interface %s: %w", name, err)
+	}
+	defer link.Close()
+	dev, err := device.New(device.Config{
+		HopInterval: config.DefaultHopInterval,
+		MTU:         link.MTU(),
+		TUN:         link.Device,
+		Bind:        conn.NewStdNetBind(),
+		Timestamps:  ts,
+		Logger:      log,
+	})
+	if err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	defer dev.Close()
+	ctl, err := control.Listen(g.runDir, name, func() device.Status {
+		st := dev.Status()
+		st.Interface.Name = name
+		st.Interface.Addresses = linkAddresses(name)
+		return st
+	}, log)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	defer ctl.Close()
+	// wg-quick adds the routes of the allowed IPs itself.
+	wgs, err := uapi.Listen(uapi.Config{Dir: g.wgDir, Name: name, Device: dev, Logger: log})
+	if err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	defer wgs.Close()
+
+	rep.report(nil)
+	log.Info("up, waiting for wg(8) to configure it", "socket", wgs.Path(),
+		"listen_port", dev.ListenPort())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	select {
+	case sig := <-sigs:
+		log.Info("shutting down", "signal", sig.String())
+	case <-dev.Done():
+		log.Info("interface gone, shutting down")
+	case <-ctxDone(ctx):
+	}
+	return nil
+}
+
+// linkAddresses returns the addresses on the link called name, which
+// wg-quick adds, leaving out IPv6 link-local ones; nil if it cannot tell.
+func linkAddresses(name string) []netip.Prefix {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil
+	}
+	addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || ip.Unmap().IsLinkLocalUnicast() {
+			continue
+		}
+		bits, _ := a.Mask.Size()
+		out = append(out, netip.PrefixFrom(ip.Unmap(), bits))
+	}
+	return out
+}
+
+// serveWG serves the wg(8) configuration socket of an interface "hoprd up"
+// runs, with routes kept in step with the allowed IPs. It is not fatal when
+// the socket cannot be served (another process may hold the name, in
+// another network namespace, since the directory is shared): the interface
+// runs on, configured by its file. The returned function stops serving.
+func serveWG(
+	g *globalFlags,
+	name string,
+	dev *device.Device,
+	routes uapi.Routes,
+	log *slog.Logger,
+) func() {
+	if g.wgDir == "" {
+		return func() {}
+	}
+	s, err := uapi.Listen(uapi.Config{Dir: g.wgDir, Name: name, Device: dev, Routes: routes,
+		Logger: log})
+	if err != nil {
+		log.Warn("wg(8) configuration socket not served", "err", err)
+		return func() {}
+	}
+	return func() { s.Close() }
+}

@@ -1,0 +1,606 @@
+package uapi
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hoprd/hoprd/device"
+	"github.com/hoprd/hoprd/handshake"
+	"golang.org/x/sys/unix"
+)
+
+// Routes keeps the kernel's routes in step with the peers' allowed IPs.
+// *tun.Interface implements it.
+type Routes interface {
+	AddRoute(p netip.Prefix) error
+	RemoveRoute(p netip.Prefix) error
+}
+
+// Config describes a Server.
+type Config struct {
+	// Dir holds the socket; empty means SocketDir.
+	Dir string
+	// Name is the interface name; the socket is Dir/Name.sock.
+	Name string
+	// Device is the device the requests read and change.
+	Device *device.Device
+	// Routes, if set, gets a route for each allowed IP a request adds and
+	// loses those of the allowed IPs it removes. Leave it nil when
+	// something else manages routes, as wg-quick does.
+	Routes Routes
+	// Logger receives a line per applied change; nil discards them.
+	Logger *slog.Logger
+}
+
+// Server serves the configuration protocol for one device. Set requests
+// are applied one at a time.
+type Server struct {
+	cfg  Config
+	ln   *net.UnixListener
+	path string
+	fi   os.FileInfo // the socket file, to remove only our own on Close
+	log  *slog.Logger
+
+	mu    sync.Mutex // serializes requests against the device
+	slots chan struct{}
+
+	connsMu sync.Mutex // guards conns and closed
+	conns   map[net.Conn]struct{}
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+// Listen creates cfg.Dir (mode 0755) if needed and the socket in it (mode
+// 0600, created in a private directory and linked into place, so it is
+// never reachable with looser permissions), and serves requests until
+// Close. A stale socket is replaced; one a live process answers on is
+// ErrSocketInUse.
+func Listen(cfg Config) (*Server, error) {
+	if cfg.Dir == "" {
+		cfg.Dir = SocketDir
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Name == "" || strings.ContainsAny(cfg.Name, "/\x00") || cfg.Name[0] == '.' {
+		return nil, fmt.Errorf("listen on configuration socket: bad interface name %q", cfg.Name)
+	}
+	path := filepath.Join(cfg.Dir, cfg.Name+".sock")
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", cfg.Dir, err)
+	}
+	if err := claimPath(path); err != nil {
+		return nil, err
+	}
+	ln, err := listenPrivately(cfg.Dir, cfg.Name, path)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	s := &Server{
+		cfg:   cfg,
+		ln:    ln,
+		path:  path,
+		fi:    fi,
+		log:   cfg.Logger,
+		slots: make(chan struct{}, MaxConnections),
+		conns: make(map[net.Conn]struct{}),
+	}
+	s.wg.Add(1)
+	go s.serve()
+	return s, nil
+}
+
+// claimPath makes sure nothing live sits at path: a socket no process
+// answers on is removed, a live one is ErrSocketInUse, and anything that
+// is not a socket is left alone and reported.
+func claimPath(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", path, err)
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("listen on %s: a file that is not a socket is in the way", path)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("listen on %s: %w", path, ErrSocketInUse)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale socket %s: %w", path, err)
+	}
+	return nil
+}
+
+// listenPrivately binds the socket in a fresh mode-0700 directory, sets
+// its mode to 0600 and only then links it to path.
+func listenPrivately(dir, name, path string) (*net.UnixListener, error) {
+	tmp, err := os.MkdirTemp(dir, "."+name+".")
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	defer os.RemoveAll(tmp)
+	staged := filepath.Join(tmp, "s")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: staged, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(false)
+	if err := os.Chmod(staged, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("restrict %s: %w", path, err)
+	}
+	if err := os.Link(staged, path); err != nil {
+		ln.Close()
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("listen on %s: %w", path, ErrSocketInUse)
+		}
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+// Path returns the socket's path.
+func (s *Server) Path() string { return s.path }
+
+// Close stops serving, ends open connections and removes the socket if it
+// is still ours.
+func (s *Server) Close() error {
+	s.connsMu.Lock()
+	s.closed = true
+	for c := range s.conns {
+		c.SetDeadline(time.Now())
+	}
+	s.connsMu.Unlock()
+	err := s.ln.Close()
+	s.wg.Wait()
+	if fi, lerr := os.Lstat(s.path); lerr == nil && os.SameFile(fi, s.fi) {
+		os.Remove(s.path)
+	}
+	return err
+}
+
+func (s *Server) serve() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				s.log.Error("configuration socket", "err", err)
+			}
+			return
+		}
+		if !s.admit(c) {
+			c.Close()
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.release(c)
+			s.handle(c)
+		}()
+	}
+}
+
+// admit takes a connection slot for c if one is free, the server is open
+// and the client is root or the server's own user (the socket's mode
+// already says so; this holds even if the mode is changed).
+func (s *Server) admit(c *net.UnixConn) bool {
+	uid, err := peerUID(c)
+	if err != nil || (uid != 0 && uid != uint32(os.Geteuid())) {
+		s.log.Warn("configuration socket: refused a client", "uid", uid, "err", err)
+		return false
+	}
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		s.log.Warn("configuration socket: too many clients")
+		return false
+	}
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if s.closed {
+		<-s.slots
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+// extendDeadline gives c another RequestTimeout, unless the server is
+// closing (Close has set c's deadline to the past).
+func (s *Server) extendDeadline(c net.Conn) bool {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if s.closed {
+		return false
+	}
+	c.SetDeadline(time.Now().Add(RequestTimeout))
+	return true
+}
+
+func (s *Server) release(c net.Conn) {
+	c.Close()
+	s.connsMu.Lock()
+	delete(s.conns, c)
+	s.connsMu.Unlock()
+	<-s.slots
+}
+
+// peerUID returns the user id of the process at the other end of c.
+func peerUID(c *net.UnixConn) (uint32, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return 0, err
+	}
+	if credErr != nil {
+		return 0, credErr
+	}
+	return cred.Uid, nil
+}
+
+// handle serves the requests of one connection.
+func (s *Server) handle(c net.Conn) {
+	p := NewParser(c)
+	for s.extendDeadline(c) {
+		req, err := p.Next()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		var reply []byte
+		if err == nil {
+			reply, err = s.serveRequest(req)
+		}
+		if err != nil {
+			s.log.Warn("configuration request refused", "err", err)
+			reply = strconv.AppendInt([]byte(keyErrno+"="), -int64(errnoOf(err)), 10)
+			reply = append(reply, '\n', '\n')
+		}
+		_, werr := c.Write(reply)
+		clear(reply)
+		if werr != nil || isFraming(err) {
+			return
+		}
+	}
+}
+
+// serveRequest runs one request and returns its whole reply.
+func (s *Server) serveRequest(req *Request) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if req.Op == OpGet {
+		return s.get(), nil
+	}
+	defer req.Set.Zero()
+	if err := s.apply(req.Set); err != nil {
+		return nil, err
+	}
+	return []byte(keyErrno + "=0\n\n"), nil
+}
+
+// isFraming reports whether err leaves the stream out of step, so that the
+// connection must end.
+func isFraming(err error) bool {
+	return errors.Is(err, ErrLineTooLong) || errors.Is(err, ErrRequestTooLarge) ||
+		errors.Is(err, ErrUnknownOperation) || errors.Is(err, ErrTruncated)
+}
+
+// errnoOf maps an error to the errno the protocol reports.
+func errnoOf(err error) syscall.Errno {
+	var errno syscall.Errno
+	switch {
+	case isFraming(err):
+		return unix.EPROTO
+	case errors.Is(err, ErrMalformedLine) || errors.Is(err, ErrUnknownKey) ||
+		errors.Is(err, ErrInvalidValue):
+		return unix.EINVAL
+	case errors.Is(err, device.ErrPrefixClaimed):
+		return unix.EEXIST
+	case errors.Is(err, device.ErrClosed):
+		return unix.ENODEV
+	case errors.As(err, &errno):
+		return errno
+	}
+	return unix.EIO
+}
+
+// get writes the reply to a get request: the interface, then each peer in
+// the order status lists them, then errno=0.
+func (s *Server) get() []byte {
+	d := s.cfg.Device
+	peers := d.Peers()
+	slices.SortFunc(peers, func(a, b *device.Peer) int {
+		return strings.Compare(a.Name(), b.Name())
+	})
+	w := &replyWriter{buf: make([]byte, 0, 128+len(peers)*512)}
+
+	if k, ok := d.PrivateKey(); ok {
+		w.key(keyPrivateKey, k[:])
+		k.Zero()
+	}
+	if port := d.ListenPort(); port != 0 {
+		w.uint(keyListenPort, uint64(port))
+	}
+	if mark := d.Fwmark(); mark != 0 {
+		w.uint(keyFwmark, uint64(mark))
+	}
+	for _, p := range peers {
+		pub := p.PublicKey()
+		w.key(keyPublicKey, pub[:])
+		psk := p.PresharedKey()
+		w.key(keyPresharedKey, psk[:])
+		psk.Zero()
+		w.line(keyProtocolVersion, protocolVersion)
+		if ep := p.Endpoint(); ep != "" {
+			w.line(keyEndpoint, ep)
+		}
+		var secs, nsecs int64
+		if t := p.LastHandshake(); !t.IsZero() {
+			ns := t.UnixNano()
+			secs, nsecs = ns/int64(time.Second), ns%int64(time.Second)
+		}
+		w.uint(keyLastHandshakeTimeSec, uint64(secs))
+		w.uint(keyLastHandshakeTimeNsec, uint64(nsecs))
+		rx, tx := p.Transfer()
+		w.uint(keyTxBytes, tx)
+		w.uint(keyRxBytes, rx)
+		w.uint(keyPersistentKeepaliveInterval, uint64(p.PersistentKeepalive()/time.Second))
+		for _, pfx := range p.AllowedIPs() {
+			w.line(keyAllowedIP, pfx.String())
+		}
+	}
+	w.line(keyErrno, "0")
+	w.grow(1)
+	w.buf = append(w.buf, '\n')
+	return w.buf
+}
+
+// replyWriter builds a reply in one buffer. When the buffer must grow, the
+// old one is wiped, so no stray copy of a key stays behind.
+type replyWriter struct {
+	buf []byte
+}
+
+func (w *replyWriter) grow(n int) {
+	if cap(w.buf)-len(w.buf) >= n {
+		return
+	}
+	bigger := make([]byte, len(w.buf), 2*cap(w.buf)+n)
+	copy(bigger, w.buf)
+	clear(w.buf)
+	w.buf = bigger
+}
+
+func (w *replyWriter) line(key, value string) {
+	w.grow(len(key) + len(value) + 2)
+	w.buf = append(w.buf, key...)
+	w.buf = append(w.buf, '=')
+	w.buf = append(w.buf, value...)
+	w.buf = append(w.buf, '\n')
+}
+
+func (w *replyWriter) uint(key string, v uint64) {
+	w.grow(len(key) + 22)
+	w.buf = append(w.buf, key...)
+	w.buf = append(w.buf, '=')
+	w.buf = strconv.AppendUint(w.buf, v, 10)
+	w.buf = append(w.buf, '\n')
+}
+
+func (w *replyWriter) key(key string, k []byte) {
+	const digits = "0123456789abcdef"
+	w.grow(len(key) + 2*len(k) + 2)
+	w.buf = append(w.buf, key...)
+	w.buf = append(w.buf, '=')
+	for _, b := range k {
+		w.buf = append(w.buf, digits[b>>4], digits[b&0x0f])
+	}
+	w.buf = append(w.buf, '\n')
+}
+
+// apply carries out a set request, in the protocol's order: replace_peers,
+// the private key, the listen port, the fwmark, then each peer section. It
+// stops at the first change that fails; the changes before it stay made,
+// as with WireGuard's own implementations.
+func (s *Server) apply(set *Set) error {
+	d := s.cfg.Device
+	if set.ReplacePeers {
+		for _, p := range d.Peers() {
+			if err := s.removePeer(p); err != nil {
+				return err
+			}
+		}
+	}
+	if set.PrivateKey != nil {
+		if err := s.setPrivateKey(*set.PrivateKey); err != nil {
+			return err
+		}
+	}
+	if set.ListenPort != nil {
+		if err := d.SetListenPort(*set.ListenPort); err != nil {
+			return err
+		}
+	}
+	if set.Fwmark != nil {
+		if err := d.SetFwmark(*set.Fwmark); err != nil {
+			return err
+		}
+	}
+	for i := range set.Peers {
+		if err := s.applyPeer(&set.Peers[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setPrivateKey installs k; a peer that has k's public key is removed
+// first, with its routes.
+func (s *Server) setPrivateKey(k handshake.PrivateKey) error {
+	d := s.cfg.Device
+	if !k.IsZero() {
+		if p := d.Peer(k.PublicKey()); p != nil {
+			if err := s.removePeer(p); err != nil {
+				return err
+			}
+		}
+	}
+	if err := d.SetPrivateKey(k); err != nil {
+		return err
+	}
+	s.log.Info("private key set", "public_key", d.PublicKey().String())
+	return nil
+}
+
+// applyPeer carries out one peer section.
+func (s *Server) applyPeer(ps *PeerSet) error {
+	d := s.cfg.Device
+	if d.HasPrivateKey() && ps.PublicKey.Equal(d.PublicKey()) {
+		return nil // WireGuard ignores a peer with the interface's own key
+	}
+	p := d.Peer(ps.PublicKey)
+	switch {
+	case ps.Remove:
+		if p == nil {
+			return nil
+		}
+		return s.removePeer(p)
+	case p == nil && ps.UpdateOnly:
+		return nil
+	case p == nil:
+		return s.addPeer(ps)
+	}
+	if ps.PresharedKey != nil {
+		p.SetPresharedKey(*ps.PresharedKey)
+	}
+	if ps.Endpoint.IsValid() {
+		if err := p.SetEndpoint(ps.Endpoint); err != nil {
+			return fmt.Errorf("set endpoint of %q: %w", p.Name(), err)
+		}
+	}
+	if ps.PersistentKeepalive != nil {
+		was := p.PersistentKeepalive()
+		every := time.Duration(*ps.PersistentKeepalive) * time.Second
+		p.SetPersistentKeepalive(every)
+		if was == 0 && every > 0 {
+			p.SendKeepalive()
+		}
+	}
+	if ps.ReplaceAllowedIPs || len(ps.AllowedIPs) > 0 {
+		var have []netip.Prefix
+		if !ps.ReplaceAllowedIPs {
+			have = p.AllowedIPs()
+		}
+		added, removed, err := d.SetAllowedIPs(ps.PublicKey, applyAllowedIPs(have, ps.AllowedIPs))
+		if err != nil {
+			return err
+		}
+		if err := s.routes(added, removed); err != nil {
+			return err
+		}
+	}
+	s.log.Info("peer updated", "peer", p.Name())
+	return nil
+}
+
+// addPeer creates the peer a section describes; it speaks WireGuard.
+func (s *Server) addPeer(ps *PeerSet) error {
+	pc := device.PeerConfig{
+		PublicKey:  ps.PublicKey,
+		Protocol:   handshake.WireGuard,
+		Endpoint:   ps.Endpoint,
+		AllowedIPs: applyAllowedIPs(nil, ps.AllowedIPs),
+	}
+	if ps.PresharedKey != nil {
+		pc.PresharedKey = *ps.PresharedKey
+	}
+	defer pc.PresharedKey.Zero()
+	if ps.PersistentKeepalive != nil {
+		pc.PersistentKeepalive = time.Duration(*ps.PersistentKeepalive) * time.Second
+	}
+	p, err := s.cfg.Device.AddPeer(pc)
+	if errors.Is(err, device.ErrPeerExists) {
+		// Only the short name, the key's first characters, can clash.
+		pc.Name = ps.PublicKey.String()
+		p, err = s.cfg.Device.AddPeer(pc)
+	}
+	if err != nil {
+		return err
+	}
+	// AddPeer contacts a peer with a persistent keepalive at once.
+	if err := s.routes(pc.AllowedIPs, nil); err != nil {
+		return err
+	}
+	s.log.Info("peer added", "peer", p.Name(), "mode", p.Protocol().Name,
+		"allowed_ips", pc.AllowedIPs)
+	return nil
+}
+
+// removePeer removes p and the routes of its allowed IPs.
+func (s *Server) removePeer(p *device.Peer) error {
+	prefixes := p.AllowedIPs()
+	if err := s.cfg.Device.RemovePeer(p.PublicKey()); err != nil &&
+		!errors.Is(err, device.ErrUnknownPeer) {
+		return err
+	}
+	s.log.Info("peer removed", "peer", p.Name())
+	return s.routes(nil, prefixes)
+}
+
+// routes adds and removes kernel routes when the server manages them.
+func (s *Server) routes(added, removed []netip.Prefix) error {
+	if s.cfg.Routes == nil {
+		return nil
+	}
+	var errs []error
+	for _, pfx := range removed {
+		errs = append(errs, s.cfg.Routes.RemoveRoute(pfx))
+	}
+	for _, pfx := range added {
+		errs = append(errs, s.cfg.Routes.AddRoute(pfx))
+	}
+	return errors.Join(errs...)
+}
+
+// applyAllowedIPs returns have with the changes of a request applied in
+// order: each prefix added once, removals taking out an equal prefix.
+func applyAllowedIPs(have []netip.Prefix, changes []AllowedIP) []netip.Prefix {
+	out := slices.Clone(have)
+	for _, c := range changes {
+		i := slices.Index(out, c.Prefix)
+		switch {
+		case c.Remove && i >= 0:
+			out = slices.Delete(out, i, i+1)
+		case !c.Remove && i < 0:
+			out = append(out, c.Prefix)
+		}
+	}
+	return out
+}
