@@ -1,0 +1,101 @@
+package device
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.zx2c4.com/wireguard/tai64n"
+)
+
+func TestTimestampsStrictlyIncrease(t *testing.T) {
+	s, err := OpenTimestampStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := s.Next()
+	for i := range 1000 {
+		ts := s.Next()
+		if compareTimestamps(ts, prev) <= 0 {
+			t.Fatalf("timestamp %d did not increase: %v after %v", i, ts, prev)
+		}
+		prev = ts
+	}
+}
+
+// TestTimestampsSurviveClockSetBack stands in for a restart with the wall
+// clock set back: the state file holds a reservation an hour ahead of now,
+// and the reopened store must hand out timestamps beyond it.
+func TestTimestampsSurviveClockSetBack(t *testing.T) {
+	dir := t.TempDir()
+	future := stampOf(time.Now().Add(time.Hour))
+	if err := os.WriteFile(filepath.Join(dir, "timestamp"), future[:], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenTimestampStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts := s.Next(); compareTimestamps(ts, future) <= 0 {
+		t.Fatalf("first timestamp %v after restart is not beyond the reservation %v", ts, future)
+	}
+}
+
+// TestTimestampsReservedOnDisk checks that every timestamp handed out is
+// covered by the reservation on disk before Next returns.
+func TestTimestampsReservedOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenTimestampStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		ts := s.Next()
+		b, err := os.ReadFile(filepath.Join(dir, "timestamp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var onDisk tai64n.Timestamp
+		copy(onDisk[:], b)
+		if len(b) != tai64n.TimestampSize || compareTimestamps(onDisk, ts) <= 0 {
+			t.Fatalf("reservation on disk %v does not cover %v", onDisk, ts)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(dir, "timestamp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("state file mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+func TestTimestampsDamagedFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "timestamp"), []byte("junk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenTimestampStore(dir)
+	if err != nil {
+		t.Fatalf("a damaged state file must not stop the daemon: %v", err)
+	}
+	now := stampOf(time.Now().Add(-time.Second))
+	if ts := s.Next(); compareTimestamps(ts, now) <= 0 {
+		t.Errorf("timestamp %v is not current", ts)
+	}
+}
+
+// stampOf encodes t as TAI64N.
+func stampOf(t time.Time) tai64n.Timestamp {
+	secs := uint64(0x400000000000000a) + uint64(t.Unix())
+	var ts tai64n.Timestamp
+	for i := range 8 {
+		ts[i] = byte(secs >> (56 - 8*i))
+	}
+	ns := uint32(t.Nanosecond())
+	for i := range 4 {
+		ts[8+i] = byte(ns >> (24 - 8*i))
+	}
+	return ts
+}
