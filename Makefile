@@ -42,7 +42,7 @@ test-e2e: build ## namespace and end-to-end tests against bin/hoprd (root)
 fuzz: ## run every fuzz target for FUZZTIME (5s)
 	GO=$(GO) FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
-demo: build ## three daemons in namespaces, pinging (root)
+demo: deps build ## three daemons in namespaces, pinging (root)
 	HOPRD=bin/hoprd bash scripts/demo.sh
 
 bench: ## scripts/bench.sh if present, else the Go benchmarks

@@ -60,16 +60,27 @@ func newTestPair(
 	timers Timers,
 ) *testPair {
 	t.Helper()
+	return newTestPairHops(t, proto, hop, hop, timers)
+}
+
+// newTestPairHops is newTestPair with a hop interval for each side.
+func newTestPairHops(
+	t testing.TB,
+	proto *handshake.Protocol,
+	hopA, hopB time.Duration,
+	timers Timers,
+) *testPair {
+	t.Helper()
 	binds := bindtest.NewChannelBinds()
 	tp := &testPair{tunA: tuntest.NewChannelTUN(), tunB: tuntest.NewChannelTUN()}
 	keyA, keyB := mustKey(t), mustKey(t)
 	var err error
-	tp.a, err = New(Config{PrivateKey: keyA, HopInterval: hop, TUN: tp.tunA.TUN(),
+	tp.a, err = New(Config{PrivateKey: keyA, HopInterval: hopA, TUN: tp.tunA.TUN(),
 		Bind: binds[0], Logger: testLogger(t), Timers: timers})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp.b, err = New(Config{PrivateKey: keyB, HopInterval: hop, TUN: tp.tunB.TUN(),
+	tp.b, err = New(Config{PrivateKey: keyB, HopInterval: hopB, TUN: tp.tunB.TUN(),
 		Bind: binds[1], Logger: testLogger(t), Timers: timers})
 	if err != nil {
 		t.Fatal(err)
@@ -345,4 +356,24 @@ func TestDropsSummarizedNotLogged(t *testing.T) {
 	if total := len(logs.lines); total > summaries+2 {
 		t.Errorf("%d log lines for %d drops: %q", total, n, logs.lines)
 	}
+}
+
+// TestHopIntervalMismatchShown checks that peers hopping at different
+// intervals, whose packets the receiver must drop, get a problem in status
+// naming the likely cause rather than silent loss.
+func TestHopIntervalMismatchShown(t *testing.T) {
+	tp := newTestPairHops(t, handshake.Hop, 50*time.Millisecond, time.Second, Timers{})
+	flow(t, tp.tunA, tp.tunB, addrA, addrB, 1, 0)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		tp.tunA.Outbound <- udpPacket(addrA, addrB, 2, 100)
+		select {
+		case <-tp.tunB.Inbound:
+		case <-time.After(50 * time.Millisecond):
+		}
+		if st := tp.b.Status(); strings.Contains(st.Peers[0].Problem, "hop_interval") {
+			return
+		}
+	}
+	t.Fatalf("no hop_interval problem in status; drops %v", tp.pb.drops.snapshot())
 }

@@ -40,6 +40,22 @@ func (p *Peer) hop(now time.Time) {
 		}
 	}
 	p.mu.RUnlock()
+	p.checkEpochDrops()
+}
+
+// checkEpochDrops turns a growing count of out-of-window epochs into a
+// problem shown in status: the usual cause is a peer hopping at another
+// interval, which would otherwise look like silent loss. Only the hop
+// ticker calls it.
+func (p *Peer) checkEpochDrops() {
+	n := p.drops[DropEpochOutOfWindow].Load()
+	if n == p.epochDropsSeen {
+		return
+	}
+	p.epochDropsSeen = n
+	p.noteProblem("packets name hop epochs outside the receive window: check that the " +
+		"peer uses the same hop_interval (" + p.device.hopInterval.String() +
+		" here) and that the path adds less than half a second of delay")
 }
 
 // dropReporter logs, at most once a minute (Config.DropSummaryEvery), a

@@ -433,8 +433,8 @@ func TestInteropProtocolMismatch(t *testing.T) {
 	if n := ip.peer.drops[DropProtocolMismatch].Load(); n < 2 {
 		t.Fatalf("%d mismatched initiations seen, want wireguard-go's retry too", n)
 	}
-	if n := strings.Count(ip.logs.String(), "handshake problem"); n != 1 {
-		t.Errorf("%d handshake problem log lines, want 1:\n%s", n, ip.logs)
+	if n := strings.Count(ip.logs.String(), "peer problem"); n != 1 {
+		t.Errorf("%d peer problem log lines, want 1:\n%s", n, ip.logs)
 	}
 	select {
 	case <-ip.tunH.Inbound:

@@ -52,7 +52,9 @@ type Peer struct {
 	lastHandshake atomic.Int64  // unix nanoseconds of the last completed handshake
 	hopsRetired   atomic.Uint64 // hops of sessions already closed
 	lastProblem   atomic.Pointer[string]
-	drops         dropCounters
+
+	epochDropsSeen uint64 // out-of-window drops already reported; hop ticker only
+	drops          dropCounters
 }
 
 // stagedPacket is an outbound packet waiting for a session.
@@ -155,7 +157,7 @@ func (p *Peer) noteProblem(msg string) {
 	old := p.lastProblem.Load()
 	p.lastProblem.Store(&msg)
 	if (old == nil || *old != msg) && p.timers.problemLog.Allow() {
-		p.log.Warn("handshake problem", "reason", msg)
+		p.log.Warn("peer problem", "reason", msg)
 	}
 }
 

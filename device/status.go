@@ -39,7 +39,7 @@ type PeerStatus struct {
 	RxBytes             uint64            `json:"rx_bytes"`
 	TxBytes             uint64            `json:"tx_bytes"`
 	Drops               map[string]uint64 `json:"drops"`
-	Problem             string            `json:"problem,omitempty"`
+	Problem             string            `json:"problem"` // empty when none
 }
 
 // Status returns a snapshot of the device and its peers, sorted by name.

@@ -29,7 +29,7 @@ type peerTimers struct {
 	persistent *time.Timer
 	stopped    bool
 
-	problemLog rateLimit // for handshake problem log lines
+	problemLog rateLimit // for "peer problem" log lines
 	tm         *Timers   // the device's timer settings
 }
 

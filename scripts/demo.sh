@@ -133,6 +133,7 @@ step "starting the daemons (hop_interval ${HOP_INTERVAL})"
 for r in "${ROLES[@]}"; do
 	ip netns exec "${ns[$r]}" "${HOPRD}" up -c "${tmp}/${r}/hoprd.toml" \
 		--run-dir "${tmp}/${r}/run" --state-dir "${tmp}/${r}/state" \
+		--wg-dir "${tmp}/${r}/wg" \
 		>"${tmp}/${r}/hoprd.log" 2>&1 &
 	pid[$r]=$!
 done

@@ -16,6 +16,7 @@ import (
 	"github.com/hoprd/hoprd/config"
 	"github.com/hoprd/hoprd/device/uapi"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Exit codes.
@@ -39,6 +40,18 @@ type globalFlags struct {
 	wgDir    string // where wg(8) configuration sockets live; empty for none
 }
 
+// addFlags adds the directory flags to fs: the run directory always, the
+// state and wg directories when daemon is set.
+func (g *globalFlags) addFlags(fs *pflag.FlagSet, daemon bool) {
+	fs.StringVar(&g.runDir, "run-dir", defaultRunDir, "directory of the daemons' control sockets")
+	if !daemon {
+		return
+	}
+	fs.StringVar(&g.stateDir, "state-dir", defaultStateDir, "directory of persistent daemon state")
+	fs.StringVar(&g.wgDir, "wg-dir", uapi.SocketDir,
+		"directory of the wg(8) configuration sockets (empty: serve none)")
+}
+
 func newRootCmd() *cobra.Command {
 	g := &globalFlags{}
 	root := &cobra.Command{
@@ -47,12 +60,8 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&g.runDir, "run-dir", defaultRunDir,
-		"directory of the daemons' control sockets")
-	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", defaultStateDir,
-		"directory of persistent daemon state")
-	root.PersistentFlags().StringVar(&g.wgDir, "wg-dir", uapi.SocketDir,
-		"directory of the wg(8) configuration sockets (empty: serve none)")
+	root.CompletionOptions.DisableDefaultCmd = true
+	g.addFlags(root.Flags(), true)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return usageError{err}
 	})

@@ -24,7 +24,11 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status [-i NAME] [--json]",
 		Short: "Show the running daemon's interface and peers",
-		Args:  noArgs,
+		Long: "Asks the daemon of an interface, over its control socket, for its state:\n" +
+			"the interface's public key, port and addresses, and per peer the endpoint,\n" +
+			"allowed IPs, last handshake, hop epoch and hops, bytes moved, drops by\n" +
+			"reason and any problem. Needs root or the daemon's user.",
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runStatus(cmd.OutOrStdout(), g, f)
 		},
@@ -32,6 +36,7 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVarP(&f.iface, "interface", "i", "",
 		"interface name (may be left out when one daemon runs)")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON")
+	g.addFlags(cmd.Flags(), false)
 	return cmd
 }
 

@@ -42,6 +42,7 @@ func newUpCmd(g *globalFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&f.config, "config", "c", "", "config file (required)")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	g.addFlags(cmd.Flags(), true)
 	return cmd
 }
 

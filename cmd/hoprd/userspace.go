@@ -89,7 +89,9 @@ func addUserspace(root *cobra.Command, g *globalFlags) {
 		"with INTERFACE: stay in the foreground")
 	root.RunE = func(cmd *cobra.Command, args []string) error {
 		if len(args) == 0 {
-			return cmd.Help()
+			cmd.SetOut(cmd.ErrOrStderr())
+			cmd.Help()
+			return usageError{errors.New("name a command or an interface")}
 		}
 		name := args[0]
 		if sub, ok := typoOf(cmd, name); ok {

@@ -736,8 +736,8 @@ func (r *wgRig) testMismatch(t *testing.T) {
 	if w := wgDump(t, r.hb, r.ifB)[r.c.pubKey]; w.handshake != 0 {
 		t.Errorf("wireguard-go records a handshake with c at %d", w.handshake)
 	}
-	if n := strings.Count(r.c.logTail(), "handshake problem"); n != 1 {
-		t.Errorf("c logged %d handshake problem lines, want 1:\n%s", n, r.c.logTail())
+	if n := strings.Count(r.c.logTail(), "peer problem"); n != 1 {
+		t.Errorf("c logged %d peer problem lines, want 1:\n%s", n, r.c.logTail())
 	}
 	// The hop peer beside it is fine.
 	pingOK(t, r.c.host, r.a.addr4.Addr())

@@ -20,6 +20,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +41,7 @@ var (
 	ErrBadRequest      = errors.New("bad request")
 	ErrUnknownOp       = errors.New("unknown operation")
 	ErrNotRunning      = errors.New("no hoprd daemon is running")
+	ErrPermission      = errors.New("permission denied")
 )
 
 // Request is what a client asks.
@@ -196,8 +198,14 @@ func readLine(r io.Reader) ([]byte, error) {
 // Status asks the daemon at path for its status.
 func Status(path string) (*device.Status, error) {
 	c, err := net.DialTimeout("unix", path, 2*time.Second)
-	if err != nil {
-		return nil, fmt.Errorf("%w (%s): %w", ErrNotRunning, path, err)
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		return nil, fmt.Errorf("%w: %s is the daemon's own: run as root or as its user",
+			ErrPermission, path)
+	case err != nil:
+		name := strings.TrimSuffix(filepath.Base(path), ".sock")
+		return nil, fmt.Errorf("%w for interface %s (no daemon answers on %s)",
+			ErrNotRunning, name, path)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
