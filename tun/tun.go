@@ -77,6 +77,10 @@ func Create(cfg Config, log *slog.Logger) (*Interface, error) {
 }
 
 // create is Create with test hooks.
+// in6AddrGenModeNone is IN6_ADDR_GEN_MODE_NONE of linux/if_link.h: the
+// kernel generates no IPv6 link-local address for the link.
+const in6AddrGenModeNone = 1
+
 func create(cfg Config, log *slog.Logger, hk hooks) (*Interface, error) {
 	cfg, err := cfg.validate()
 	if err != nil {
@@ -155,6 +159,13 @@ func (i *Interface) configure(cfg Config, hk hooks) error {
 		if err != nil {
 			return fmt.Errorf("%s %s to %s: %w", stepAddress, a, i.name, classifyErrno(err))
 		}
+	}
+
+	// No IPv6 link-local address: the overlay has no use for one, and
+	// without it the kernel sends no solicitations into the tunnel, which
+	// no peer could route. Not fatal: a host without IPv6 refuses this.
+	if err := i.nl.LinkSetIP6AddrGenMode(link, in6AddrGenModeNone); err != nil {
+		i.log.Debug("keep IPv6 link-local address", "err", err)
 	}
 
 	err = i.nl.LinkSetUp(link)
