@@ -189,6 +189,13 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags) error {
 	log.Info("up", "public_key", dev.PublicKey().String(), "listen_port", dev.ListenPort(),
 		"peers", len(dc.peers), "hop_interval", ic.HopInterval.String())
 
+	waitForStop(ctx, dev, func() { log.Error("device stopped") }, log)
+	return nil
+}
+
+// waitForStop returns on SIGINT or SIGTERM, when ctx ends, or when the
+// device stops by itself, after calling stopped.
+func waitForStop(ctx context.Context, dev *device.Device, stopped func(), log *slog.Logger) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -196,10 +203,9 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags) error {
 	case sig := <-sigs:
 		log.Info("shutting down", "signal", sig.String())
 	case <-dev.Done():
-		log.Error("device stopped")
+		stopped()
 	case <-ctxDone(ctx):
 	}
-	return nil
 }
 
 // checkListenPort reports a listen port that another socket holds, in

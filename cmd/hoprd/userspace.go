@@ -24,7 +24,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -325,16 +324,7 @@ func serveUserspace(ctx context.Context, g *globalFlags, name string, rep *repor
 	rep.report(nil)
 	log.Info("up, waiting for wg(8) to configure it", "socket", wgs.Path(),
 		"listen_port", dev.ListenPort())
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	select {
-	case sig := <-sigs:
-		log.Info("shutting down", "signal", sig.String())
-	case <-dev.Done():
-		log.Info("interface gone, shutting down")
-	case <-ctxDone(ctx):
-	}
+	waitForStop(ctx, dev, func() { log.Info("interface gone, shutting down") }, log)
 	return nil
 }
 
