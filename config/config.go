@@ -31,8 +31,10 @@ const (
 	// MinMTUIPv6 is the smallest MTU once the interface has an IPv6
 	// address (RFC 8200).
 	MinMTUIPv6 = 1280
-	// MaxMTU is the largest MTU.
-	MaxMTU = 65535
+	// MaxMTU is the largest MTU: a packet of this size, in hoprd's 20-byte
+	// transport header and with its 16-byte tag, still fits the largest UDP
+	// payload over IPv4 (65507 bytes).
+	MaxMTU = 65471
 
 	// DefaultHopInterval is how often transport keys hop when
 	// hop_interval is not set.

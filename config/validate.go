@@ -107,7 +107,28 @@ func (v *validator) config(doc map[string]any) *Config {
 	for _, t := range v.peerTables(top) {
 		cfg.Peers = append(cfg.Peers, v.peer(t))
 	}
+	v.checkIPv6MTU(cfg)
 	return cfg
+}
+
+// checkIPv6MTU refuses an MTU below IPv6's minimum when peers route IPv6
+// prefixes through an interface without an IPv6 address: the kernel would
+// refuse their routes.
+func (v *validator) checkIPv6MTU(cfg *Config) {
+	mtu := cfg.Interface.MTU
+	if mtu == 0 || mtu >= MinMTUIPv6 {
+		return
+	}
+	for i, p := range cfg.Peers {
+		for _, pfx := range p.AllowedIPs {
+			if pfx.Addr().Is6() {
+				v.errorf("interface.mtu", "%d is too small for IPv6, which "+
+					"peer[%d].allowed_ips routes (%s): want at least %d",
+					mtu, i+1, pfx, MinMTUIPv6)
+				return
+			}
+		}
+	}
 }
 
 // table returns the required table name of t.

@@ -27,7 +27,7 @@ func checkInterfaceName(s string) error {
 	}
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
-		case c == '/' || c == ':':
+		case c == '/' || c == ':' || c == '%':
 			return fmt.Errorf("%q contains %q, which Linux does not allow in an interface name",
 				s, c)
 		case c == ' ' || c >= '\t' && c <= '\r' || c == 0xa0:

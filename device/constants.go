@@ -81,6 +81,14 @@ const (
 	// front of the packet before sealing.
 	tunOffset = 32
 
+	// maxPlaintext is the largest packet that fits a buffer with the
+	// headroom in front and the tag behind; larger ones are dropped.
+	maxPlaintext = maxMessageSize - tunOffset - tagSize
+
+	// maxReadFailures is how many TUN reads in a row may fail before the
+	// device gives up on the TUN.
+	maxReadFailures = 64
+
 	// batchSize caps the packets handled per read or write.
 	batchSize = 128
 
@@ -96,4 +104,10 @@ const (
 	// underLoadAfter keeps the device under load for this long after the
 	// queue last crossed the threshold.
 	underLoadAfter = time.Second
+
+	// inlineMax is the most packets a batch may hold to skip the queues
+	// and the crypto workers when nothing is queued ahead of it: a ping or
+	// an ACK then crosses the engine on one goroutine, without waking two
+	// others.
+	inlineMax = 4
 )

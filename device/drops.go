@@ -31,6 +31,8 @@ const (
 	DropHandshakeFlood
 	DropHandshakeCrossed
 	DropBadLength
+	DropTooBig
+	DropTUNReadError
 	DropHandshakeUnknownPeer
 	DropSendError
 	DropTUNWriteError
@@ -60,6 +62,8 @@ var dropNames = [numDropReasons]string{
 	DropHandshakeFlood:       "handshake_flood",
 	DropHandshakeCrossed:     "handshake_crossed",
 	DropBadLength:            "bad_length",
+	DropTooBig:               "too_big",
+	DropTUNReadError:         "tun_read_error",
 	DropHandshakeUnknownPeer: "handshake_unknown_peer",
 	DropSendError:            "send_error",
 	DropTUNWriteError:        "tun_write_error",

@@ -33,7 +33,8 @@ func (d *Device) hopTicker() {
 func (p *Peer) hop(now time.Time) {
 	p.expireSessions(now)
 	p.mu.RLock()
-	for _, s := range []*session{p.current, p.previous, p.next} {
+	// next is left alone until confirmed: see session.anchor.
+	for _, s := range []*session{p.current, p.previous} {
 		if s != nil {
 			s.sender.Advance(now)
 			s.receiver.Advance(now)

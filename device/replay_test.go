@@ -329,7 +329,7 @@ func TestReplayAcrossHops(t *testing.T) {
 	if sess == nil {
 		t.Fatal("B has no current session")
 	}
-	epochB := func() uint32 { return sess.epoch(time.Now()) }
+	epochB := func() uint32 { return sess.receiver.Epoch(time.Now()) }
 
 	waitUntil(t, 2*time.Second, "B's next epoch", func() bool { return epochB() > hdr.epoch })
 	tp.tapB.send(t, msgs[0], epAAtB)

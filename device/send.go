@@ -18,6 +18,7 @@ package device
 import (
 	"encoding/binary"
 	"errors"
+	"os"
 	"sync"
 	"time"
 
@@ -78,6 +79,8 @@ func putOutGroup(g *outGroup) {
 
 // readTUN is stage 1. It returns when the TUN is closed.
 func (d *Device) readTUN() {
+	var nonce [12]byte // for sendInline
+	failures := 0      // consecutive read errors
 	bs := d.tun.BatchSize()
 	bufs := make([]*packetBuf, bs)
 	views := make([][]byte, bs)
@@ -91,18 +94,28 @@ func (d *Device) readTUN() {
 		}
 		n, err := d.tun.Read(views, sizes, tunOffset)
 		if err != nil && !errors.Is(err, wgtun.ErrTooManySegments) {
-			if !d.isClosed() {
-				d.log.Error("read tun", "err", err)
-				go d.Close()
+			if d.isClosed() {
+				return
 			}
+			// A packet too large for the buffers is refused by the read; the
+			// TUN goes on. Only a TUN that keeps failing stops the device.
+			if failures++; failures < maxReadFailures && !errors.Is(err, os.ErrClosed) {
+				d.drops.add(DropTUNReadError, 1)
+				continue
+			}
+			d.log.Error("read tun", "err", err)
+			go d.Close()
 			return
 		}
+		failures = 0
 		if n == 0 {
 			continue
 		}
 		batch := outBatchPool.Get().(*outBatch)
 		d.route(batch, bufs[:n], sizes[:n])
-		d.dispatch(batch, time.Now())
+		if now := time.Now(); !d.sendInline(batch, now, &nonce) {
+			d.dispatch(batch, now)
+		}
 	}
 }
 
@@ -111,6 +124,10 @@ func (d *Device) readTUN() {
 // counted and its buffer left in bufs for the next read.
 func (d *Device) route(batch *outBatch, bufs []*packetBuf, sizes []int) {
 	for i := range bufs {
+		if sizes[i] > maxPlaintext {
+			d.drops.add(DropTooBig, 1)
+			continue
+		}
 		pkt := bufs[i][tunOffset : tunOffset+sizes[i]]
 		p, ok := d.allowed.LookupPacket(pkt, true)
 		if !ok {
@@ -150,6 +167,38 @@ func (d *Device) dispatch(b *outBatch, now time.Time) {
 	d.enqueue(b)
 }
 
+// sendInline seals and sends a batch of one group of at most inlineMax
+// packets on the calling goroutine when no batch is queued for sending,
+// which spares the packets two hand-offs between goroutines. Order holds:
+// the reader is the only source of data batches, nothing it queued before
+// is still waiting, and a batch queued by another goroutine while the group
+// got its counters (staged packets flushed under Peer.mu) keeps the group
+// behind it in the queue. It reports false, having done nothing, when the
+// batch does not qualify.
+func (d *Device) sendInline(b *outBatch, now time.Time, nonce *[12]byte) bool {
+	if len(b.groups) != 1 || len(b.groups[0].bufs) > inlineMax || d.outPending.Load() != 0 {
+		return false
+	}
+	g := b.groups[0]
+	if !g.peer.prepare(g, now) {
+		b.groups[0] = nil
+		b.groups = b.groups[:0]
+		outBatchPool.Put(b)
+		return true
+	}
+	if d.outPending.Load() != 0 {
+		d.enqueue(b)
+		return true
+	}
+	b.groups[0] = nil
+	b.groups = b.groups[:0]
+	outBatchPool.Put(b)
+	d.seal(g, nonce)
+	d.transmit(g)
+	putOutGroup(g)
+	return true
+}
+
 // enqueue hands a prepared batch to the sender and its groups to the
 // workers. Groups are locked before they become visible to either.
 func (d *Device) enqueue(b *outBatch) {
@@ -160,6 +209,7 @@ func (d *Device) enqueue(b *outBatch) {
 	for _, g := range b.groups {
 		g.done.Lock()
 	}
+	d.outPending.Add(1)
 	select {
 	case d.sendQueue <- b:
 	case <-d.closed:
@@ -350,6 +400,7 @@ func (d *Device) sendSequential() {
 		clear(b.groups)
 		b.groups = b.groups[:0]
 		outBatchPool.Put(b)
+		d.outPending.Add(-1)
 	}
 }
 

@@ -28,6 +28,7 @@ type session struct {
 
 	sendCounter atomic.Uint64 // next counter to assign
 	confirmed   atomic.Bool   // the responder has seen the initiator use it
+	anchored    atomic.Bool   // the responder's receive epochs follow the initiator's
 
 	replayMu sync.Mutex // guards replay
 	replay   replay.Filter
@@ -79,6 +80,23 @@ func (s *session) epoch(now time.Time) uint32 {
 func (s *session) expired(now time.Time) bool {
 	return now.Sub(s.created) >= s.peer.device.timers.RejectAfterTime ||
 		s.sendCounter.Load() >= RejectAfterMessages
+}
+
+// anchor lines the responder's receiving epochs up with the initiator's
+// sending ones, on the first message of a session not yet confirmed (which
+// names epoch). The responder started its clock when it sent its response,
+// a round trip before the initiator's first message arrives; without this,
+// every message from the initiator would look a round trip old, and at
+// short hop intervals a long round trip would push them out of the window.
+// The message is not authenticated yet: if it fails to open, deliver clears
+// anchored and the next message anchors again. Until confirmed, the hop
+// ticker leaves the session alone, so no key of the early epochs is erased
+// before the anchor is set.
+func (s *session) anchor(epoch uint32, now time.Time) {
+	if s.interval == 0 || !s.anchored.CompareAndSwap(false, true) {
+		return
+	}
+	s.receiver.Restart(now.Add(-time.Duration(epoch) * s.interval))
 }
 
 // checkReplay validates a counter against the replay window.

@@ -25,4 +25,9 @@ var (
 
 	// ErrClosed means the Interface has been closed.
 	ErrClosed = errors.New("interface closed")
+
+	// ErrRouteExists means a route to a peer's prefix exists already, put there by
+	// something other than this interface; hoprd does not replace it.
+	ErrRouteExists = errors.New("a route to that prefix exists already and is not hoprd's: " +
+		"remove it, or narrow the peer's allowed_ips")
 )

@@ -303,15 +303,23 @@ func (i *Interface) RemoveRoute(p netip.Prefix) error {
 	return nil
 }
 
-// addRoute installs the route to the masked prefix p and records it. The caller holds mu,
-// or is Create.
+// addRoute installs the route to the masked prefix p and records it. A route to p that
+// something else installed (the host's default route, say) is never replaced: taking
+// it over could cut the host, and hoprd's own packets, off the underlay. The caller
+// holds mu, or is Create.
 func (i *Interface) addRoute(p netip.Prefix) error {
+	if _, ok := i.routes[p]; ok {
+		return nil
+	}
 	for _, c := range i.connected {
 		if c == p {
 			return nil
 		}
 	}
-	if err := i.nl.RouteReplace(nlRoute(i.Index(), p)); err != nil {
+	if err := i.nl.RouteAdd(nlRoute(i.Index(), p)); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("%w: %s", ErrRouteExists, p)
+		}
 		return err
 	}
 	i.routes[p] = struct{}{}

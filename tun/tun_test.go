@@ -236,7 +236,8 @@ func TestAddRemoveRoute(t *testing.T) {
 		t.Errorf("RemoveRoute(invalid) = %v, want ErrInvalidConfig", err)
 	}
 
-	// A route to the same prefix through another link is taken over.
+	// A route to the same prefix through another link is left alone, and the
+	// caller is told.
 	addLink(t, &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "other0"}})
 	other := mustLink(t, "other0")
 	if err := netlink.LinkSetUp(other); err != nil {
@@ -246,14 +247,21 @@ func TestAddRemoveRoute(t *testing.T) {
 	if err := netlink.RouteAdd(nlRoute(other.Attrs().Index, p)); err != nil {
 		t.Fatal(err)
 	}
-	if err := i.AddRoute(p); err != nil {
-		t.Fatalf("AddRoute(%s): %v", p, err)
+	if err := i.AddRoute(p); !errors.Is(err, ErrRouteExists) {
+		t.Fatalf("AddRoute(%s) over another link's route = %v, want ErrRouteExists", p, err)
 	}
-	if n := len(mainRoutes(t, i.Index())[p]); n != 1 {
-		t.Errorf("routes to %s via hop0 = %d, want 1", p, n)
+	if n := len(mainRoutes(t, i.Index())[p]); n != 0 {
+		t.Errorf("routes to %s via hop0 = %d, want 0", p, n)
 	}
-	if n := len(mainRoutes(t, other.Attrs().Index)[p]); n != 0 {
-		t.Errorf("routes to %s via other0 = %d, want 0", p, n)
+	if n := len(mainRoutes(t, other.Attrs().Index)[p]); n != 1 {
+		t.Errorf("routes to %s via other0 = %d, want 1 (untouched)", p, n)
+	}
+	// Closing must not remove a route hoprd did not add.
+	if err := i.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(mainRoutes(t, other.Attrs().Index)[p]); n != 1 {
+		t.Errorf("after Close, routes to %s via other0 = %d, want 1", p, n)
 	}
 }
 

@@ -151,6 +151,11 @@ func (r *Receiver) slot(e uint64) *atomic.Pointer[Key] {
 	return &r.slots[e%uint64(len(r.slots))]
 }
 
+// Epoch returns the receiver's own epoch at now, the centre of its window.
+func (r *Receiver) Epoch(now time.Time) uint32 {
+	return uint32(epochAt(*r.start.Load(), now, r.interval))
+}
+
 // Restart re-anchors epoch 0 at start, as a responder may do when the
 // first transport packet arrives, to line its epochs up with the
 // initiator's. It changes only how time maps to epochs: erased keys stay
