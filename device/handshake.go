@@ -112,7 +112,7 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, out []byte) {
 	hs, err := handshake.ConsumeInitiation(d.identity, msg,
 		func(pub handshake.PublicKey) *handshake.Handshake {
 			found = d.lookupHandshake(pub)
-			if found != nil && found.Protocol() == proto && d.keepOwnInitiation(pub) {
+			if found != nil && found.Protocol() == proto && d.keepOwnInitiation(pub, ep) {
 				yielded = d.Peer(pub)
 				return nil
 			}
@@ -155,10 +155,15 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, out []byte) {
 // own and the response to it, and each side would void the other's in the
 // same way. Instead the side with the greater public key keeps its own
 // initiation and ignores the other's; the other side answers. An
-// initiation of ours older than RekeyTimeout no longer counts.
-func (d *Device) keepOwnInitiation(remote handshake.PublicKey) bool {
+// initiation of ours older than RekeyTimeout no longer counts, nor does one
+// sent elsewhere than where this initiation comes from: a peer that moved
+// cannot have seen ours, and must be answered.
+func (d *Device) keepOwnInitiation(remote handshake.PublicKey, from conn.Endpoint) bool {
 	p := d.Peer(remote)
 	if p == nil || bytes.Compare(d.public[:], remote[:]) <= 0 {
+		return false
+	}
+	if ep := p.getEndpoint(); ep == nil || ep.DstToString() != from.DstToString() {
 		return false
 	}
 	p.hsMu.Lock()

@@ -76,6 +76,9 @@ func (d *Device) dropReporter() {
 		for _, p := range d.Peers() {
 			total += p.drops.total()
 		}
+		if total < last {
+			last = total // a removed peer took its counts with it
+		}
 		if total != last {
 			d.log.Info("packets dropped", "since_last", total-last, "total", total,
 				"see", "hoprd status")

@@ -43,7 +43,7 @@ func OpenTimestampStore(dir string) (*TimestampStore, error) {
 	s := &TimestampStore{path: filepath.Join(dir, "timestamp")}
 	b, err := os.ReadFile(s.path)
 	switch {
-	case err == nil && len(b) == tai64n.TimestampSize:
+	case err == nil && len(b) == tai64n.TimestampSize && plausible(b):
 		copy(s.reserved[:], b)
 		s.last = s.reserved
 	case err == nil || os.IsNotExist(err):
@@ -96,6 +96,17 @@ func (s *TimestampStore) persist() error {
 		return fmt.Errorf("write timestamp state: %w", err)
 	}
 	return nil
+}
+
+// plausible reports whether b is a TAI64N label hoprd could have written:
+// nanoseconds below a second, and seconds between 1970 and a century from
+// now. Anything else is damage, and would overflow the arithmetic.
+func plausible(b []byte) bool {
+	const tai64Base = 0x400000000000000a // TAI64 label of 1970-01-01
+	secs := binary.BigEndian.Uint64(b[:8])
+	nanos := binary.BigEndian.Uint32(b[8:])
+	limit := uint64(time.Now().Add(100*365*24*time.Hour).Unix()) + tai64Base
+	return nanos < 1e9 && secs >= tai64Base && secs <= limit
 }
 
 // addNanos returns t plus n nanoseconds.

@@ -1,6 +1,7 @@
 package device
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -98,4 +99,23 @@ func stampOf(t time.Time) tai64n.Timestamp {
 		ts[8+i] = byte(ns >> (24 - 8*i))
 	}
 	return ts
+}
+
+// TestTimestampsImplausibleFile: a state file of 0xff bytes would overflow
+// the arithmetic and wrap to a timestamp the peer refuses; it is treated as
+// damage.
+func TestTimestampsImplausibleFile(t *testing.T) {
+	dir := t.TempDir()
+	junk := bytes.Repeat([]byte{0xff}, tai64n.TimestampSize)
+	if err := os.WriteFile(filepath.Join(dir, "timestamp"), junk, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenTimestampStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := stampOf(time.Now().Add(-time.Second))
+	if ts := s.Next(); compareTimestamps(ts, now) <= 0 {
+		t.Errorf("timestamp %x after a damaged state file is not current", ts)
+	}
 }

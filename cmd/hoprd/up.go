@@ -189,23 +189,27 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags) error {
 	log.Info("up", "public_key", dev.PublicKey().String(), "listen_port", dev.ListenPort(),
 		"peers", len(dc.peers), "hop_interval", ic.HopInterval.String())
 
-	waitForStop(ctx, dev, func() { log.Error("device stopped") }, log)
+	if !waitForStop(ctx, dev, log) {
+		// A fault, not a request: exit non-zero so a supervisor restarts us.
+		return fmt.Errorf("%s stopped: its TUN failed or was deleted", ic.Name)
+	}
 	return nil
 }
 
-// waitForStop returns on SIGINT or SIGTERM, when ctx ends, or when the
-// device stops by itself, after calling stopped.
-func waitForStop(ctx context.Context, dev *device.Device, stopped func(), log *slog.Logger) {
+// waitForStop returns true on SIGINT, SIGTERM or SIGHUP, or when ctx ends,
+// and false when the device stops by itself.
+func waitForStop(ctx context.Context, dev *device.Device, log *slog.Logger) bool {
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	select {
 	case sig := <-sigs:
 		log.Info("shutting down", "signal", sig.String())
 	case <-dev.Done():
-		stopped()
+		return false
 	case <-ctxDone(ctx):
 	}
+	return true
 }
 
 // checkListenPort reports a listen port that another socket holds, in

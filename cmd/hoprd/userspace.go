@@ -170,8 +170,17 @@ func daemonize(g *globalFlags, name string) error {
 	}
 	defer r.Close()
 
-	cmd := exec.Command(self, "--run-dir="+g.runDir, "--state-dir="+g.stateDir,
-		"--wg-dir="+g.wgDir, "-f", name)
+	// The child runs in /: relative directories must not change meaning.
+	dirs := []string{g.runDir, g.stateDir, g.wgDir}
+	for i, d := range dirs {
+		if d != "" {
+			if dirs[i], err = filepath.Abs(d); err != nil {
+				return fmt.Errorf("go to the background: %w", err)
+			}
+		}
+	}
+	cmd := exec.Command(self, "--run-dir="+dirs[0], "--state-dir="+dirs[1],
+		"--wg-dir="+dirs[2], "-f", name)
 	cmd.Env = append(os.Environ(), readyFDEnv+"=3")
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.Dir = "/"
@@ -324,7 +333,10 @@ func serveUserspace(ctx context.Context, g *globalFlags, name string, rep *repor
 	rep.report(nil)
 	log.Info("up, waiting for wg(8) to configure it", "socket", wgs.Path(),
 		"listen_port", dev.ListenPort())
-	waitForStop(ctx, dev, func() { log.Info("interface gone, shutting down") }, log)
+	if !waitForStop(ctx, dev, log) {
+		// wg-quick down deletes the link: the normal way this mode ends.
+		log.Info("interface gone, shutting down")
+	}
 	return nil
 }
 

@@ -85,6 +85,7 @@ func SocketPath(runDir, name string) string {
 type Server struct {
 	ln     net.Listener
 	path   string
+	fi     os.FileInfo // the socket file, to recognise it on Close
 	status func() device.Status
 	log    *slog.Logger
 	wg     sync.WaitGroup
@@ -98,11 +99,15 @@ func Listen(
 	status func() device.Status,
 	log *slog.Logger,
 ) (*Server, error) {
-	if err := os.MkdirAll(runDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create run directory: %w", err)
-	}
-	if err := os.Chmod(runDir, 0o700); err != nil {
-		return nil, fmt.Errorf("restrict run directory: %w", err)
+	// A directory we create is owner-only; one that exists is left as it
+	// is (it may be /run itself): the socket is owner-only either way.
+	if _, err := os.Stat(runDir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(runDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create run directory: %w", err)
+		}
+		if err := os.Chmod(runDir, 0o700); err != nil {
+			return nil, fmt.Errorf("restrict run directory: %w", err)
+		}
 	}
 	path := SocketPath(runDir, name)
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
@@ -114,11 +119,19 @@ func Listen(
 	if err != nil {
 		return nil, fmt.Errorf("listen on control socket: %w", err)
 	}
+	// Close removes the socket itself, and only if it is still ours.
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
+		os.Remove(path)
 		return nil, fmt.Errorf("restrict control socket: %w", err)
 	}
-	s := &Server{ln: ln, path: path, status: status, log: log}
+	fi, err := os.Stat(path)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("stat control socket: %w", err)
+	}
+	s := &Server{ln: ln, path: path, fi: fi, status: status, log: log}
 	s.wg.Add(1)
 	go s.serve()
 	return s, nil
@@ -131,24 +144,44 @@ func (s *Server) Path() string { return s.path }
 func (s *Server) Close() error {
 	err := s.ln.Close()
 	s.wg.Wait()
-	os.Remove(s.path)
+	// Remove the socket only if it is still ours: another daemon may have
+	// taken the path over after ours was deleted.
+	if fi, serr := os.Stat(s.path); serr == nil && os.SameFile(fi, s.fi) {
+		os.Remove(s.path)
+	}
 	return err
 }
 
+// serve accepts connections until Close, answering at most maxConns at a
+// time. An accept error other than the listener's closing (running out of
+// file descriptors, say) is waited out, not taken as the end.
 func (s *Server) serve() {
 	defer s.wg.Done()
+	slots := make(chan struct{}, maxConns)
 	for {
 		c, err := s.ln.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return
 		}
+		if err != nil {
+			s.log.Debug("control accept", "err", err)
+			time.Sleep(acceptBackoff)
+			continue
+		}
+		slots <- struct{}{}
 		s.wg.Add(1)
 		go func() {
-			defer s.wg.Done()
+			defer func() { <-slots; s.wg.Done() }()
 			s.handle(c)
 		}()
 	}
 }
+
+// Bounds on the server's work.
+const (
+	maxConns      = 16                     // requests answered at once
+	acceptBackoff = 100 * time.Millisecond // pause after a failed accept
+)
 
 // handle answers one request on c.
 func (s *Server) handle(c net.Conn) {

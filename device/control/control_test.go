@@ -225,16 +225,19 @@ func TestOversizedRequestRefused(t *testing.T) {
 }
 
 func TestServerModes(t *testing.T) {
-	run := filepath.Join(shortDir(t), "run")
-	// A run directory that exists with looser bits is tightened.
-	if err := os.Mkdir(run, 0o755); err != nil {
+	// A run directory the server creates is owner-only; one that exists is
+	// left as it is, and the socket is owner-only in both.
+	existing := filepath.Join(shortDir(t), "run")
+	if err := os.Mkdir(existing, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	listen(t, existing)
+	run := filepath.Join(shortDir(t), "new", "run")
 	s := listen(t, run)
 	for _, c := range []struct {
 		path string
 		want os.FileMode
-	}{{run, 0o700}, {s.Path(), 0o600}} {
+	}{{run, 0o700}, {existing, 0o755}, {s.Path(), 0o600}} {
 		fi, err := os.Stat(c.path)
 		if err != nil {
 			t.Fatal(err)
@@ -337,5 +340,22 @@ func TestReadLine(t *testing.T) {
 				t.Fatalf("readLine = %.20q (%d bytes), want %d bytes", got, len(got), len(tt.want))
 			}
 		})
+	}
+}
+
+// TestCloseKeepsAnotherDaemonsSocket: when the socket was deleted and
+// another daemon took the path, closing the first must not remove it.
+func TestCloseKeepsAnotherDaemonsSocket(t *testing.T) {
+	run := filepath.Join(shortDir(t), "run")
+	first := listen(t, run)
+	if err := os.Remove(first.Path()); err != nil {
+		t.Fatal(err)
+	}
+	second := listen(t, run)
+	if err := first.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if _, err := Status(second.Path()); err != nil {
+		t.Fatalf("second daemon's socket gone after the first closed: %v", err)
 	}
 }

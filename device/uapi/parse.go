@@ -235,6 +235,11 @@ func (s *Set) parseLine(line []byte) error {
 	} else {
 		err = s.Peers[len(s.Peers)-1].parseLine(key, v)
 	}
+	if errors.Is(err, ErrUnknownKey) {
+		// Not echoed: a client that pastes a key where a line belongs would
+		// see the key in the daemon's log.
+		return fmt.Errorf("a key of %d bytes: %w", len(key), err)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", truncate(key), err)
 	}
