@@ -156,14 +156,15 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, out []byte) {
 // same way. Instead the side with the greater public key keeps its own
 // initiation and ignores the other's; the other side answers. An
 // initiation of ours older than RekeyTimeout no longer counts, nor does one
-// sent elsewhere than where this initiation comes from: a peer that moved
-// cannot have seen ours, and must be answered.
+// sent to another address than the one this initiation comes from: a peer
+// that moved cannot have seen ours, and must be answered. (Ports are not
+// compared: a NAT may change the port but not the peer.)
 func (d *Device) keepOwnInitiation(remote handshake.PublicKey, from conn.Endpoint) bool {
 	p := d.Peer(remote)
 	if p == nil || bytes.Compare(d.public[:], remote[:]) <= 0 {
 		return false
 	}
-	if ep := p.getEndpoint(); ep == nil || ep.DstToString() != from.DstToString() {
+	if ep := p.getEndpoint(); ep == nil || ep.DstIP() != from.DstIP() {
 		return false
 	}
 	p.hsMu.Lock()
