@@ -63,8 +63,9 @@ const (
 	ModeWireGuard = "wireguard"
 )
 
-// MaxFileSize is the largest config file Load and Parse accept, in bytes.
-const MaxFileSize = 1 << 20
+// MaxFileSize is the largest config file Load and Parse accept, in bytes:
+// room for tens of thousands of peers.
+const MaxFileSize = 16 << 20
 
 // Config is a validated configuration file.
 type Config struct {
