@@ -102,6 +102,13 @@ type Device struct {
 	underLoadUntil atomic.Int64 // unix nanoseconds
 	drops          dropCounters
 
+	// outPending and inPending count the batches handed to sendSequential
+	// and to the writers and not finished yet. At zero no packet is queued
+	// ahead, and a small batch may skip the queues (sendInline,
+	// deliverInline) without overtaking any.
+	outPending atomic.Int64
+	inPending  atomic.Int64
+
 	closeOnce sync.Once
 	closed    chan struct{}
 	wg        sync.WaitGroup

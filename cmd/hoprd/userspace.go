@@ -278,6 +278,7 @@ func userspaceLogger() (*slog.Logger, error) {
 // runUserspace runs the interface name in the foreground until a signal
 // arrives or the link is deleted.
 func runUserspace(ctx context.Context, g *globalFlags, name string) error {
+	tuneGC()
 	rep := newReporter()
 	err := serveUserspace(ctx, g, name, rep)
 	rep.report(err) // only if serveUserspace failed before it was up
