@@ -5,7 +5,7 @@ package main
 // wg-quick as its userspace implementation.
 //
 //	 hopa-*: hoprd up        hopb-*: wireguard-go     hopc-*: hoprd up        hopd-*: wg-quick
-//	 hwaXXXX .1/24, ::1/64   wgbXXXX .2/24, ::2/64    hwcXXXX .3/24, ::3/64   hwdXXXX .4/24, ::4/64
+//	 hwaNNNN .1/24, ::1/64   wgbNNNN .2/24, ::2/64    hwcNNNN .3/24, ::3/64   hwdNNNN .4/24, ::4/64
 //	  peer b: wireguard+psk   peer a (psk)             peer a: hop             (hoprd, userspace)
 //	  peer c: hop             peer c: keepalive 1s     peer b: hop (wrong!)    peer b
 //	                          peer d
