@@ -11,6 +11,7 @@ package device
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -26,16 +27,24 @@ import (
 )
 
 // memTUN is a TUN device in memory. Read hands out copies of one template
-// packet, as many per call as the next value on reads asks for; Write
-// counts the packets it is given and keeps nothing.
+// packet, as many per call as the next value on reads asks for, each
+// stamped with the next sequence number; Write counts the packets it is
+// given, checks that their sequence numbers follow on, and keeps nothing.
 type memTUN struct {
 	pkt     []byte        // the packet every Read returns copies of
 	reads   chan int      // each value lets one Read return that many packets
+	sent    uint32        // sequence number of the next packet read
 	written atomic.Uint64 // packets written so far
-	wrote   chan struct{} // a token after each Write; dropped when one is waiting
-	events  chan wgtun.Event
-	closed  chan struct{}
-	once    sync.Once
+	// disorder counts written packets whose sequence number is not one
+	// past the previous one's: reordered, duplicated or lost. next is the
+	// number expected; mu guards it.
+	disorder atomic.Uint64
+	mu       sync.Mutex
+	next     uint32
+	wrote    chan struct{} // a token after each Write; dropped when one is waiting
+	events   chan wgtun.Event
+	closed   chan struct{}
+	once     sync.Once
 }
 
 func newMemTUN(pkt []byte) *memTUN {
@@ -48,6 +57,9 @@ func newMemTUN(pkt []byte) *memTUN {
 	}
 }
 
+// memSeqAt is where udpPacket keeps its sequence number.
+const memSeqAt = 28
+
 func (t *memTUN) File() *os.File { return nil }
 
 func (t *memTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
@@ -56,6 +68,8 @@ func (t *memTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		n = min(n, len(bufs))
 		for i := range n {
 			sizes[i] = copy(bufs[i][offset:], t.pkt)
+			binary.BigEndian.PutUint32(bufs[i][offset+memSeqAt:], t.sent)
+			t.sent++
 		}
 		return n, nil
 	case <-t.closed:
@@ -63,7 +77,16 @@ func (t *memTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	}
 }
 
-func (t *memTUN) Write(bufs [][]byte, _ int) (int, error) {
+func (t *memTUN) Write(bufs [][]byte, offset int) (int, error) {
+	t.mu.Lock()
+	for _, b := range bufs {
+		if seq := binary.BigEndian.Uint32(b[offset+memSeqAt:]); seq != t.next {
+			t.disorder.Add(1)
+			t.next = seq
+		}
+		t.next++
+	}
+	t.mu.Unlock()
 	t.written.Add(uint64(len(bufs)))
 	select {
 	case t.wrote <- struct{}{}:
@@ -241,6 +264,13 @@ type memPair struct {
 // each way, so both sides hold a confirmed current session.
 func newMemPair(tb testing.TB, proto *handshake.Protocol, hop time.Duration, size int) *memPair {
 	tb.Helper()
+	return newMemPairInline(tb, proto, hop, size, 0)
+}
+
+// newMemPairInline is newMemPair with both devices' Config.InlineMax.
+func newMemPairInline(tb testing.TB, proto *handshake.Protocol, hop time.Duration, size int,
+	inline int) *memPair {
+	tb.Helper()
 	bindA, bindB := newMemBinds()
 	mp := &memPair{
 		tunA: newMemTUN(udpPacket(addrA, addrB, 1, size)),
@@ -249,13 +279,13 @@ func newMemPair(tb testing.TB, proto *handshake.Protocol, hop time.Duration, siz
 	keyA, keyB := mustKey(tb), mustKey(tb)
 	var err error
 	mp.a, err = New(Config{PrivateKey: keyA, HopInterval: hop, TUN: mp.tunA, Bind: bindA,
-		Logger: testLogger(tb)})
+		Logger: testLogger(tb), InlineMax: inline})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(mp.a.Close)
 	mp.b, err = New(Config{PrivateKey: keyB, HopInterval: hop, TUN: mp.tunB, Bind: bindB,
-		Logger: testLogger(tb)})
+		Logger: testLogger(tb), InlineMax: inline})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -347,22 +377,35 @@ func BenchmarkPipeline(b *testing.B) {
 		{"hop-50ms", handshake.Hop, 50 * time.Millisecond},
 		{"wireguard", handshake.WireGuard, 0},
 	}
+	modes := []struct {
+		name   string
+		inline int
+	}{{"workers", 1}, {"inline", math.MaxInt}}
 	for _, tc := range cases {
-		b.Run(tc.name, func(b *testing.B) {
-			mp := newMemPair(b, tc.proto, tc.hop, benchPacket)
-			if !mp.push(4*pushWindow, time.Minute) { // fill the buffer pools
-				b.Fatalf("packets lost; %d drops", mp.drops())
-			}
-			b.SetBytes(benchPacket)
-			b.ReportAllocs()
-			cpu0 := cpuTime()
-			b.ResetTimer()
-			if !mp.push(b.N, time.Minute) {
-				b.Fatalf("packets lost; %d drops", mp.drops())
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
-		})
+		for _, m := range modes {
+			b.Run(tc.name+"/"+m.name, func(b *testing.B) {
+				benchPipeline(b, newMemPairInline(b, tc.proto, tc.hop, benchPacket, m.inline))
+			})
+		}
+	}
+}
+
+// benchPipeline measures b.N packets from mp's A to its B.
+func benchPipeline(b *testing.B, mp *memPair) {
+	if !mp.push(4*pushWindow, time.Minute) { // fill the buffer pools
+		b.Fatalf("packets lost; %d drops", mp.drops())
+	}
+	b.SetBytes(benchPacket)
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	if !mp.push(b.N, time.Minute) {
+		b.Fatalf("packets lost; %d drops", mp.drops())
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	if n := mp.tunB.disorder.Load(); n != 0 {
+		b.Fatalf("%d packets out of order", n)
 	}
 }
 

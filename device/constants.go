@@ -106,8 +106,11 @@ const (
 	underLoadAfter = time.Second
 
 	// inlineMax is the most packets a batch may hold to skip the queues
-	// and the crypto workers when nothing is queued ahead of it: a ping or
-	// an ACK then crosses the engine on one goroutine, without waking two
-	// others.
+	// and the crypto workers when nothing is queued ahead of it, on a
+	// machine with more than fewCores cores: a ping or an ACK then crosses
+	// the engine on one goroutine, without waking two others.
 	inlineMax = 4
+	// fewCores is the core count up to which every batch skips the queues
+	// when nothing is queued ahead of it (see Config.InlineMax).
+	fewCores = 2
 )

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"runtime"
@@ -60,6 +61,14 @@ type Config struct {
 	// DropSummaryEvery is how often at most a summary of drops is logged;
 	// zero means once a minute.
 	DropSummaryEvery time.Duration
+	// InlineMax is the most packets a batch may hold to be sealed or
+	// opened on the goroutine that read it, skipping the crypto workers,
+	// when nothing is queued ahead of it. Zero chooses by core count: on
+	// two cores or fewer every batch (a core for the workers is rarely
+	// free there, and the hand-offs cost wake-ups and cache misses for no
+	// parallelism); on more, only batches of a few packets, so that bulk
+	// traffic is sealed in parallel.
+	InlineMax int
 }
 
 // Device is one hoprd interface: its identity, its peers and its pipelines.
@@ -76,6 +85,7 @@ type Device struct {
 	listenPort  uint16 // guarded by net.mu
 	timers      Timers
 	summaryEach time.Duration // see Config.DropSummaryEvery
+	inlineMax   int           // see Config.InlineMax
 
 	// keyMu guards identity, cookies, public and every Peer.hs: the
 	// handshake paths hold it for reading, SetPrivateKey for writing.
@@ -129,6 +139,12 @@ func New(cfg Config) (*Device, error) {
 	if cfg.MTU == 0 {
 		cfg.MTU = 1420
 	}
+	if cfg.InlineMax <= 0 {
+		cfg.InlineMax = inlineMax
+		if runtime.NumCPU() <= fewCores {
+			cfg.InlineMax = math.MaxInt
+		}
+	}
 	d := &Device{
 		log:            cfg.Logger,
 		tun:            cfg.TUN,
@@ -138,6 +154,7 @@ func New(cfg Config) (*Device, error) {
 		timestamps:     cfg.Timestamps,
 		timers:         cfg.Timers.withDefaults(),
 		summaryEach:    cfg.DropSummaryEvery,
+		inlineMax:      cfg.InlineMax,
 		peers:          make(map[handshake.PublicKey]*Peer),
 		names:          make(map[string]*Peer),
 		claimed:        make(map[netip.Prefix]*Peer),

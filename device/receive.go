@@ -80,7 +80,7 @@ func (d *Device) receive(fn conn.ReceiveFunc, out chan<- *inBatch) {
 	sizes := make([]int, bs)
 	eps := make([]conn.Endpoint, bs)
 	var nonce [12]byte // for deliverInline
-	inline := make([][]byte, 0, inlineMax)
+	inline := make([][]byte, 0, bs)
 	for {
 		for i := range bufs {
 			if bufs[i] == nil {
@@ -266,24 +266,34 @@ func (d *Device) writeSequential(in <-chan *inBatch) {
 	}
 }
 
-// deliverInline opens and delivers a batch of one group of at most
-// inlineMax messages on the receiving goroutine when no writer has a batch
-// to finish, which spares the packets two hand-offs between goroutines.
-// Order holds: nothing this receiver queued before is still waiting. views
-// is scratch space for the TUN write. It reports false, having done
-// nothing, when the batch does not qualify.
+// deliverInline opens and delivers a batch of at most Device.inlineMax
+// messages on the receiving goroutine when no writer has a batch to finish,
+// which spares the packets two hand-offs between goroutines. Order holds:
+// nothing this receiver queued before is still waiting. views is scratch
+// space for the TUN write. It reports false, having done nothing, when the
+// batch does not qualify.
 func (d *Device) deliverInline(b *inBatch, nonce *[12]byte, views *[][]byte) bool {
-	if len(b.groups) != 1 || len(b.groups[0].bufs) > inlineMax || d.inPending.Load() != 0 {
+	if b.messages() > d.inlineMax || d.inPending.Load() != 0 {
 		return false
 	}
-	g := b.groups[0]
-	b.groups[0] = nil
+	for _, g := range b.groups {
+		open(g, nonce)
+		*views = d.deliver(g, (*views)[:0])
+		putInGroup(g)
+	}
+	clear(b.groups)
 	b.groups = b.groups[:0]
 	inBatchPool.Put(b)
-	open(g, nonce)
-	*views = d.deliver(g, (*views)[:0])
-	putInGroup(g)
 	return true
+}
+
+// messages counts the messages of all groups of b.
+func (b *inBatch) messages() int {
+	n := 0
+	for _, g := range b.groups {
+		n += len(g.bufs)
+	}
+	return n
 }
 
 // deliver checks the opened messages of g and writes their packets to the

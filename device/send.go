@@ -167,36 +167,48 @@ func (d *Device) dispatch(b *outBatch, now time.Time) {
 	d.enqueue(b)
 }
 
-// sendInline seals and sends a batch of one group of at most inlineMax
-// packets on the calling goroutine when no batch is queued for sending,
-// which spares the packets two hand-offs between goroutines. Order holds:
-// the reader is the only source of data batches, nothing it queued before
-// is still waiting, and a batch queued by another goroutine while the group
-// got its counters (staged packets flushed under Peer.mu) keeps the group
+// sendInline seals and sends a batch of at most Device.inlineMax packets
+// on the calling goroutine when no batch is queued for sending, which spares
+// the packets two hand-offs between goroutines. Order holds: the reader is
+// the only source of data batches, nothing it queued before is still
+// waiting, and a batch queued by another goroutine while the groups got
+// their counters (staged packets flushed under Peer.mu) keeps the groups
 // behind it in the queue. It reports false, having done nothing, when the
 // batch does not qualify.
 func (d *Device) sendInline(b *outBatch, now time.Time, nonce *[12]byte) bool {
-	if len(b.groups) != 1 || len(b.groups[0].bufs) > inlineMax || d.outPending.Load() != 0 {
+	if b.packets() > d.inlineMax || d.outPending.Load() != 0 {
 		return false
 	}
-	g := b.groups[0]
-	if !g.peer.prepare(g, now) {
-		b.groups[0] = nil
-		b.groups = b.groups[:0]
-		outBatchPool.Put(b)
-		return true
+	kept := b.groups[:0]
+	for _, g := range b.groups {
+		if g.peer.prepare(g, now) {
+			kept = append(kept, g)
+		}
 	}
+	clear(b.groups[len(kept):])
+	b.groups = kept
 	if d.outPending.Load() != 0 {
 		d.enqueue(b)
 		return true
 	}
-	b.groups[0] = nil
+	for _, g := range b.groups {
+		d.seal(g, nonce)
+		d.transmit(g)
+		putOutGroup(g)
+	}
+	clear(b.groups)
 	b.groups = b.groups[:0]
 	outBatchPool.Put(b)
-	d.seal(g, nonce)
-	d.transmit(g)
-	putOutGroup(g)
 	return true
+}
+
+// packets counts the packets of all groups of b.
+func (b *outBatch) packets() int {
+	n := 0
+	for _, g := range b.groups {
+		n += len(g.bufs)
+	}
+	return n
 }
 
 // enqueue hands a prepared batch to the sender and its groups to the
