@@ -16,7 +16,11 @@
 //
 // Ordering comes from FIFO queues between single goroutines: a group's
 // done mutex is held until a worker has processed it, and the sequential
-// stage waits on it. Per-peer timers (timers.go) are time.AfterFunc timers.
+// stage waits on it. A batch with nothing queued ahead of it may instead
+// be sealed and sent, or opened and written, by the goroutine that read
+// it (sendInline, deliverInline): on two cores or fewer every such batch,
+// on more only small ones (Config.InlineMax). Per-peer timers (timers.go)
+// are time.AfterFunc timers.
 package device
 
 import (

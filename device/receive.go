@@ -8,7 +8,10 @@ package device
 //     consecutive messages of one session and epoch form a group, whose key
 //     the receiver fetches from the session's window (never by trial: the
 //     header names the epoch). The batch goes to this receiver's writer and
-//     each group to decryptQueue, in that order.
+//     each group to decryptQueue, in that order. A batch of at most
+//     Device.inlineMax messages with nothing queued ahead of it skips
+//     stages 2 and 3: the receiver opens and delivers it itself
+//     (deliverInline).
 //  2. decryptWorker (NumCPU goroutines, shared with nothing else) opens
 //     every message of a group in place, then unlocks its done mutex.
 //  3. writeSequential (one goroutine per receive function) waits on each

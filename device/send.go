@@ -9,6 +9,9 @@ package device
 //     Without a usable session the packets are staged on the peer and a
 //     handshake starts. The batch goes to sendQueue and each group to
 //     encryptQueue, in that order, so the sender sees batches in read order.
+//     A batch of at most Device.inlineMax packets with nothing queued ahead
+//     of it skips stages 2 and 3: the reader seals and sends it itself
+//     (sendInline).
 //  2. encryptWorker (NumCPU goroutines) pads each packet, writes the
 //     transport header in front of it and seals it in place, then unlocks
 //     the group's done mutex.
