@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"math"
 	"log/slog"
+	"math"
 	"net/netip"
 	"os"
 	"strings"
@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoprd/hoprd/bind"
 	"github.com/hoprd/hoprd/handshake"
+	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/conn/bindtest"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 )
@@ -408,5 +410,32 @@ func TestPipelineOrder(t *testing.T) {
 				t.Errorf("%d drops", n)
 			}
 		})
+	}
+}
+
+func TestSameEndpoint(t *testing.T) {
+	b := bind.New()
+	parse := func(s string) conn.Endpoint {
+		ep, err := b.ParseEndpoint(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ep
+	}
+	a := parse("192.0.2.1:51820")
+	for _, tc := range []struct {
+		other conn.Endpoint
+		want  bool
+	}{
+		{a, true},
+		{parse("192.0.2.1:51820"), true},
+		{parse("192.0.2.1:51821"), false},
+		{parse("192.0.2.2:51820"), false},
+		{parse("[2001:db8::1]:51820"), false},
+	} {
+		if got := sameEndpoint(a, tc.other); got != tc.want {
+			t.Errorf("sameEndpoint(%s, %s) = %v, want %v", a.DstToString(),
+				tc.other.DstToString(), got, tc.want)
+		}
 	}
 }

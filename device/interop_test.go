@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoprd/hoprd/bind"
 	"github.com/hoprd/hoprd/handshake"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/conn/bindtest"
@@ -90,7 +91,7 @@ func newInteropPair(t *testing.T, o interopOptions) *interopPair {
 		endpoint [2]string
 	)
 	if o.udp {
-		binds = [2]conn.Bind{conn.NewStdNetBind(), conn.NewStdNetBind()}
+		binds = [2]conn.Bind{bind.New(), conn.NewStdNetBind()}
 	} else {
 		binds = bindtest.NewChannelBinds()
 		// bindtest names its peer by the "port" of the endpoint.

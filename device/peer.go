@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hoprd/hoprd/bind"
 	"github.com/hoprd/hoprd/handshake"
 	"golang.zx2c4.com/wireguard/conn"
 )
@@ -142,6 +143,14 @@ func (p *Peer) updateEndpoint(ep conn.Endpoint) {
 func sameEndpoint(a, b conn.Endpoint) bool {
 	if a == b {
 		return true
+	}
+	// The bind hands one pointer to every datagram of a flow, so this is
+	// reached after its endpoint cache was emptied or the source cleared.
+	if ea, ok := a.(*bind.Endpoint); ok {
+		if eb, ok := b.(*bind.Endpoint); ok {
+			return ea.DstAddrPort() == eb.DstAddrPort() && ea.SrcIP() == eb.SrcIP() &&
+				ea.SrcIfindex() == eb.SrcIfindex()
+		}
 	}
 	sa, ok1 := a.(*conn.StdNetEndpoint)
 	sb, ok2 := b.(*conn.StdNetEndpoint)

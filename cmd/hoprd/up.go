@@ -14,13 +14,13 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/hoprd/hoprd/bind"
 	"github.com/hoprd/hoprd/config"
 	"github.com/hoprd/hoprd/device"
 	"github.com/hoprd/hoprd/device/control"
 	"github.com/hoprd/hoprd/handshake"
 	"github.com/hoprd/hoprd/tun"
 	"github.com/spf13/cobra"
-	"golang.zx2c4.com/wireguard/conn"
 )
 
 type upFlags struct {
@@ -170,7 +170,7 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags) error {
 		HopInterval: ic.HopInterval,
 		MTU:         link.MTU(),
 		TUN:         link.Device,
-		Bind:        conn.NewStdNetBind(),
+		Bind:        bind.New(),
 		Timestamps:  ts,
 		Logger:      log,
 	})

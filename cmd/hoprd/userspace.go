@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hoprd/hoprd/bind"
 	"github.com/hoprd/hoprd/config"
 	"github.com/hoprd/hoprd/device"
 	"github.com/hoprd/hoprd/device/control"
@@ -37,7 +38,6 @@ import (
 	"github.com/hoprd/hoprd/tun"
 	"github.com/spf13/cobra"
 	"github.com/vishvananda/netlink"
-	"golang.zx2c4.com/wireguard/conn"
 )
 
 // Environment of the userspace mode.
@@ -306,7 +306,7 @@ func serveUserspace(ctx context.Context, g *globalFlags, name string, rep *repor
 		HopInterval: config.DefaultHopInterval,
 		MTU:         link.MTU(),
 		TUN:         link.Device,
-		Bind:        conn.NewStdNetBind(),
+		Bind:        bind.New(),
 		Timestamps:  ts,
 		Logger:      log,
 	})

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoprd/hoprd/bind"
 	"github.com/hoprd/hoprd/device"
 	"github.com/hoprd/hoprd/handshake"
 	"golang.zx2c4.com/wireguard/conn"
@@ -455,7 +456,7 @@ func udpPacket(src, dst netip.Addr, seq int) []byte {
 
 // TestListenPort changes the port of a device on real UDP sockets.
 func TestListenPort(t *testing.T) {
-	n := newNode(t, conn.NewStdNetBind(), mustKey(t), "wgp")
+	n := newNode(t, bind.New(), mustKey(t), "wgp")
 	free, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)

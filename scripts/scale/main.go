@@ -31,12 +31,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hoprd/hoprd/bind"
 	"github.com/hoprd/hoprd/config"
 	"github.com/hoprd/hoprd/device"
 	"github.com/hoprd/hoprd/device/uapi"
 	"github.com/hoprd/hoprd/handshake"
 	"github.com/hoprd/hoprd/tun"
-	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/conn/bindtest"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 )
@@ -377,7 +377,7 @@ func serve(path, cpuProfile, memProfile string) error {
 	runtime.MemProfileRate = 4096
 	d, err := device.New(device.Config{PrivateKey: priv, ListenPort: ic.ListenPort,
 		HopInterval: ic.HopInterval, MTU: link.MTU(), TUN: link.Device,
-		Bind: conn.NewStdNetBind(), Logger: log})
+		Bind: bind.New(), Logger: log})
 	if err != nil {
 		return fmt.Errorf("start %s: %w", ic.Name, err)
 	}
