@@ -34,7 +34,7 @@ vet: ## go vet
 
 test-unit: ## unit tests with the race detector
 	$(GO) test -race -count=1 -skip '$(E2E_TESTS)' ./...
-	$(GO) test -count=1 -run 'Allocs' ./device/...  # pins that -race cannot check
+	$(GO) test -count=1 -run 'Allocs' ./device/... ./bind/  # pins that -race cannot check
 
 test-e2e: build ## namespace and end-to-end tests against bin/hoprd (root)
 	HOPRD_BIN=$(CURDIR)/bin/hoprd $(GO) test -count=1 -v -timeout 15m \

@@ -98,6 +98,10 @@ const (
 	queueHandshake = 1024 // handshake messages waiting for processing
 	queueStaged    = 128  // packets held per peer while a handshake runs
 
+	// maxStagedBytes bounds the staged packets of all peers together, so
+	// that traffic to many unreachable peers cannot exhaust memory.
+	maxStagedBytes = 32 << 20
+
 	// underLoadThreshold is the handshake queue depth from which
 	// initiations must carry a valid cookie (mac2).
 	underLoadThreshold = queueHandshake / 8

@@ -123,6 +123,8 @@ type Device struct {
 	outPending atomic.Int64
 	inPending  atomic.Int64
 
+	stagedBytes atomic.Int64 // bytes of the packets all peers have staged
+
 	closeOnce sync.Once
 	closed    chan struct{}
 	wg        sync.WaitGroup

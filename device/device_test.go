@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/netip"
@@ -438,4 +439,76 @@ func TestSameEndpoint(t *testing.T) {
 				tc.other.DstToString(), got, tc.want)
 		}
 	}
+}
+
+// TestStagedBounded stages packets for more unreachable peers than the
+// staging budget holds: each staged packet is a copy of its bytes, the
+// budget caps them all, the rest are counted as drops, and removing the
+// peers gives every byte back.
+func TestStagedBounded(t *testing.T) {
+	const (
+		peers = 300
+		size  = 1400
+	)
+	rc := newRouteCase(t, peers, false)
+	d := rc.d
+	now := time.Now()
+	for i := range peers {
+		p := peerNamed(t, d, fmt.Sprint("p", i))
+		g := getOutGroup(p)
+		for j := range queueStaged + 2 {
+			b := getBuf()
+			g.bufs = append(g.bufs, b)
+			g.sizes = append(g.sizes, copy(b[tunOffset:],
+				udpPacket(addrA, peerAddr(i), uint32(j), size)))
+		}
+		if p.prepare(g, now) {
+			t.Fatalf("peer %d: group not staged without a session", i)
+		}
+	}
+	var staged, dropped int64
+	for i := range peers {
+		p := peerNamed(t, d, fmt.Sprint("p", i))
+		p.mu.RLock()
+		if len(p.staged) > queueStaged {
+			t.Errorf("peer %d: %d staged, want at most %d", i, len(p.staged), queueStaged)
+		}
+		for j, sp := range p.staged {
+			if len(sp.data) != size || cap(sp.data) > 2*size {
+				t.Fatalf("peer %d packet %d: %d bytes in %d", i, j, len(sp.data), cap(sp.data))
+			}
+			staged += int64(len(sp.data))
+		}
+		p.mu.RUnlock()
+		dropped += int64(p.drops[DropStagedOverflow].Load())
+	}
+	if got := d.stagedBytes.Load(); got != staged || got > maxStagedBytes {
+		t.Errorf("stagedBytes %d, staged %d, budget %d", got, staged, maxStagedBytes)
+	}
+	if want := int64(peers*(queueStaged+2)) - staged/size; dropped != want {
+		t.Errorf("%d staged_overflow drops, want %d", dropped, want)
+	}
+	if staged < maxStagedBytes-size {
+		t.Errorf("only %d bytes staged, budget %d", staged, maxStagedBytes)
+	}
+	for i := range peers {
+		if err := d.RemovePeer(peerNamed(t, d, fmt.Sprint("p", i)).public); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := d.stagedBytes.Load(); got != 0 {
+		t.Errorf("stagedBytes %d after removing every peer", got)
+	}
+}
+
+// peerNamed returns d's peer called name.
+func peerNamed(t *testing.T, d *Device, name string) *Peer {
+	t.Helper()
+	d.peersMu.RLock()
+	defer d.peersMu.RUnlock()
+	p := d.names[name]
+	if p == nil {
+		t.Fatalf("no peer %q", name)
+	}
+	return p
 }

@@ -314,11 +314,7 @@ func (d *Device) retryHandshake(p *Peer) {
 	if gaveUp {
 		p.noteProblem("no handshake response within " + d.timers.RekeyAttemptTime.String())
 		p.mu.Lock()
-		for _, sp := range p.staged {
-			putBuf(sp.buf)
-		}
-		clear(p.staged)
-		p.staged = p.staged[:0]
+		p.dropStagedLocked()
 		p.mu.Unlock()
 		return
 	}

@@ -58,10 +58,10 @@ type Peer struct {
 	drops          dropCounters
 }
 
-// stagedPacket is an outbound packet waiting for a session.
+// stagedPacket is an outbound packet waiting for a session: a copy of just
+// its bytes, so that a peer that cannot be reached holds no packet buffers.
 type stagedPacket struct {
-	buf *packetBuf
-	n   int
+	data []byte
 }
 
 func newPeer(d *Device, pc PeerConfig) *Peer {
@@ -283,10 +283,7 @@ func (p *Peer) clearSessions() {
 	}
 	dead := []*session{p.current, p.previous, p.next}
 	p.current, p.previous, p.next = nil, nil, nil
-	for _, sp := range p.staged {
-		putBuf(sp.buf)
-	}
-	p.staged = p.staged[:0]
+	p.dropStagedLocked()
 	p.mu.Unlock()
 	for _, s := range dead {
 		p.retire(s)

@@ -271,19 +271,50 @@ func (p *Peer) bindLocked(g *outGroup, s *session, now time.Time) {
 	g.first = s.sendCounter.Add(n) - n
 }
 
-// stageLocked moves g's packets onto the peer's staged queue, dropping the
-// oldest when it is full. p.mu must be held.
+// stageLocked copies g's packets onto the peer's staged queue and recycles
+// their buffers. A full queue drops its oldest packet; when all peers
+// together hold maxStagedBytes, the new packet is dropped instead. p.mu
+// must be held.
 func (p *Peer) stageLocked(g *outGroup) {
+	d := p.device
 	for i, b := range g.bufs {
+		if p.stopped {
+			break // removed: nothing would flush or drop them
+		}
+		n := g.sizes[i]
+		var data []byte
 		if len(p.staged) >= queueStaged {
-			putBuf(p.staged[0].buf)
+			data = p.staged[0].data // reused for the new packet when it fits
+			d.stagedBytes.Add(-int64(len(data)))
 			copy(p.staged, p.staged[1:])
 			p.staged = p.staged[:len(p.staged)-1]
 			p.drops.add(DropStagedOverflow, 1)
 		}
-		p.staged = append(p.staged, stagedPacket{buf: b, n: g.sizes[i]})
+		if d.stagedBytes.Add(int64(n)) > maxStagedBytes {
+			d.stagedBytes.Add(-int64(n))
+			p.drops.add(DropStagedOverflow, 1)
+			continue
+		}
+		if cap(data) < n {
+			data = make([]byte, n)
+		}
+		data = data[:n]
+		copy(data, b[tunOffset:tunOffset+n])
+		p.staged = append(p.staged, stagedPacket{data: data})
+	}
+	for i, b := range g.bufs {
+		putBuf(b)
 		g.bufs[i] = nil
 	}
+}
+
+// dropStagedLocked forgets the staged packets. p.mu must be held.
+func (p *Peer) dropStagedLocked() {
+	for _, sp := range p.staged {
+		p.device.stagedBytes.Add(-int64(len(sp.data)))
+	}
+	clear(p.staged)
+	p.staged = p.staged[:0]
 }
 
 // flushStagedLocked sends the staged packets with the current session, or
@@ -313,11 +344,12 @@ func (p *Peer) flushStagedLocked() {
 			b.groups = append(b.groups, g)
 			g = getOutGroup(p)
 		}
-		g.bufs = append(g.bufs, sp.buf)
-		g.sizes = append(g.sizes, sp.n)
+		buf := getBuf()
+		n := copy(buf[tunOffset:], sp.data)
+		g.bufs = append(g.bufs, buf)
+		g.sizes = append(g.sizes, n)
 	}
-	clear(p.staged)
-	p.staged = p.staged[:0]
+	p.dropStagedLocked()
 	p.bindLocked(g, s, now)
 	b.groups = append(b.groups, g)
 	p.device.enqueue(b)

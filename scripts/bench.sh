@@ -606,6 +606,7 @@ gobench() {
 			./handshake ./device/ratchet ./device/allowedips
 		"${GO}" test -run '^$' -benchtime 1s \
 			-bench 'BenchmarkPipeline|BenchmarkRoute|BenchmarkSeal$|BenchmarkOpen$' ./device
+		"${GO}" test -run '^$' -benchtime 1s -bench 'BenchmarkBind' ./bind
 	} 2>&1 | grep -E '^(Benchmark|ok|FAIL|---)' >"${GOBENCH_OUT}" || true
 }
 
