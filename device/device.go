@@ -6,7 +6,7 @@
 // device, none per peer, so ten thousand configured peers cost memory only:
 //
 //   - one TUN reader (send.go) routes packets and assigns keys and counters;
-//   - NumCPU crypto workers seal and open groups of packets in parallel;
+//   - GOMAXPROCS crypto workers seal and open groups of packets in parallel;
 //   - one sequential sender (send.go) hands sealed groups to the bind in
 //     the order the reader produced them;
 //   - per UDP receive function, one receiver and one sequential writer
@@ -67,8 +67,9 @@ type Config struct {
 	DropSummaryEvery time.Duration
 	// InlineMax is the most packets a batch may hold to be sealed or
 	// opened on the goroutine that read it, skipping the crypto workers,
-	// when nothing is queued ahead of it. Zero chooses by core count: on
-	// two cores or fewer every batch (a core for the workers is rarely
+	// when nothing is queued ahead of it. Zero chooses by the cores the
+	// runtime may use (GOMAXPROCS, which follows a container's CPU limit):
+	// on two or fewer every batch (a core for the workers is rarely
 	// free there, and the hand-offs cost wake-ups and cache misses for no
 	// parallelism); on more, only batches of a few packets, so that bulk
 	// traffic is sealed in parallel.
@@ -147,7 +148,7 @@ func New(cfg Config) (*Device, error) {
 	}
 	if cfg.InlineMax <= 0 {
 		cfg.InlineMax = inlineMax
-		if runtime.NumCPU() <= fewCores {
+		if runtime.GOMAXPROCS(0) <= fewCores {
 			cfg.InlineMax = math.MaxInt
 		}
 	}
@@ -188,7 +189,7 @@ func New(cfg Config) (*Device, error) {
 	}
 	d.listenPort = port
 
-	workers := runtime.NumCPU()
+	workers := runtime.GOMAXPROCS(0)
 	d.start(workers, func() { d.encryptWorker() })
 	d.start(workers, func() { d.decryptWorker() })
 	d.start(1, d.readTUN)

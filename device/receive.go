@@ -12,7 +12,7 @@ package device
 //     Device.inlineMax messages with nothing queued ahead of it skips
 //     stages 2 and 3: the receiver opens and delivers it itself
 //     (deliverInline).
-//  2. decryptWorker (NumCPU goroutines, shared with nothing else) opens
+//  2. decryptWorker (GOMAXPROCS goroutines, shared with nothing else) opens
 //     every message of a group in place, then unlocks its done mutex.
 //  3. writeSequential (one goroutine per receive function) waits on each
 //     group in order, checks the replay window and that each inner source

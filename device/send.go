@@ -12,7 +12,7 @@ package device
 //     A batch of at most Device.inlineMax packets with nothing queued ahead
 //     of it skips stages 2 and 3: the reader seals and sends it itself
 //     (sendInline).
-//  2. encryptWorker (NumCPU goroutines) pads each packet, writes the
+//  2. encryptWorker (GOMAXPROCS goroutines) pads each packet, writes the
 //     transport header in front of it and seals it in place, then unlocks
 //     the group's done mutex.
 //  3. sendSequential (one goroutine) takes batches in order, waits on each
