@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -511,4 +512,33 @@ func peerNamed(t *testing.T, d *Device, name string) *Peer {
 		t.Fatalf("no peer %q", name)
 	}
 	return p
+}
+
+// The inline path takes every batch on two cores or fewer and only small
+// ones on more, as GOMAXPROCS says, unless the config chooses.
+func TestInlineMaxDefault(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, tc := range []struct {
+		procs, config, want int
+	}{
+		{1, 0, math.MaxInt},
+		{2, 0, math.MaxInt},
+		{3, 0, inlineMax},
+		{16, 0, inlineMax},
+		{2, 1, 1},
+		{16, 64, 64},
+	} {
+		runtime.GOMAXPROCS(tc.procs)
+		mb, _ := newMemBinds()
+		d, err := New(Config{PrivateKey: mustKey(t), TUN: newMemTUN(nil), Bind: mb,
+			Logger: testLogger(t), InlineMax: tc.config})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.inlineMax != tc.want {
+			t.Errorf("GOMAXPROCS %d, InlineMax %d: inlineMax %d, want %d", tc.procs,
+				tc.config, d.inlineMax, tc.want)
+		}
+		d.Close()
+	}
 }
