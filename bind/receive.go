@@ -12,8 +12,10 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 )
 
-// maxGROSegments is the most datagrams the kernel coalesces into one
-// received message (UDP_GRO_CNT_MAX).
+// maxGROSegments is the most datagrams the kernel's GRO coalesces into one
+// received message (UDP_GRO_CNT_MAX). A GSO send of up to UDP_MAX_SEGMENTS
+// (128 since Linux 6.x) crosses loopback or a veth whole, so a message may
+// hold more; those that do not fit the caller's buffers are spilled.
 const maxGROSegments = 64
 
 // flowKey names the flow a datagram belongs to, in raw form so that building
@@ -52,7 +54,24 @@ type receiver struct {
 	lastKey flowKey
 	lastEP  *Endpoint
 
+	// spill holds messages read but not yet handed out, when a call read
+	// more datagrams than the caller gave buffers for (a GSO message of
+	// more than maxGROSegments). The next calls hand them out before
+	// reading again. Its buffers are allocated on first use.
+	spill     [conn.IdealBatchSize / maxGROSegments][]byte
+	pend      [conn.IdealBatchSize / maxGROSegments]pendingMessage
+	npend     int    // messages in pend
+	pendHead  int    // first message of pend not yet handed out whole
 	coalesced uint64 // messages split from GRO, for tests
+	spilled   uint64 // messages that went through spill, for tests
+}
+
+// pendingMessage is a message in the spill, handed out from off on.
+type pendingMessage struct {
+	data []byte
+	seg  int // segment size; len(data) if not coalesced
+	off  int
+	ep   *Endpoint
 }
 
 // newReceiver makes the receiver of sock, whose endpoint cache holds at most
@@ -97,6 +116,9 @@ func (r *receiver) receive(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int
 		return 0, nil
 	}
 	bufs = bufs[:nb]
+	if r.npend > 0 {
+		return r.drain(bufs, sizes, eps), nil
+	}
 	want := nb
 	if r.sock.gro {
 		want = max(1, nb/maxGROSegments)
@@ -123,6 +145,10 @@ func (r *receiver) receive(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int
 		return 0, fmt.Errorf("bind: receive %s: %w", r.sock.network,
 			os.NewSyscallError("recvmmsg", r.errno))
 	}
+	if r.segments() > nb {
+		r.stash(bufs, first)
+		return r.drain(bufs, sizes, eps), nil
+	}
 	return r.split(bufs, first, sizes, eps), nil
 }
 
@@ -147,9 +173,33 @@ func (r *receiver) read(fd uintptr) bool {
 	}
 }
 
+// segments counts the datagrams in the r.got messages read.
+func (r *receiver) segments() int {
+	n := 0
+	for j := range r.got {
+		size := int(r.msgs[j].Len)
+		seg := r.segmentSize(j)
+		n += max(1, (size+seg-1)/seg)
+	}
+	return n
+}
+
+// segmentSize returns the size of the datagrams that message j holds.
+func (r *receiver) segmentSize(j int) int {
+	h := &r.msgs[j].Hdr
+	size := int(r.msgs[j].Len)
+	seg := parseControl(r.ctrl[j].bytes()[:h.Controllen]).segment
+	if seg <= 0 || seg >= size {
+		return max(size, 1)
+	}
+	return seg
+}
+
 // split moves the r.got messages read into bufs[first:] forward, one
 // datagram per buffer from bufs[0] on, and returns how many buffers it
-// filled.
+// filled. The messages must hold at most len(bufs) datagrams in all: then
+// the datagrams before message j fill at most first+j buffers, and
+// splitting never overwrites a message not yet split.
 func (r *receiver) split(bufs [][]byte, first int, sizes []int, eps []conn.Endpoint) int {
 	out := 0
 	for j := range r.got {
@@ -161,14 +211,10 @@ func (r *receiver) split(bufs [][]byte, first int, sizes []int, eps []conn.Endpo
 		size := int(r.msgs[j].Len)
 		info := parseControl(r.ctrl[j].bytes()[:h.Controllen])
 		ep := r.endpoint(&r.names[j], &info)
-		seg := info.segment
-		if seg <= 0 || seg >= size {
-			seg = size
-		} else {
+		seg := r.segmentSize(j)
+		if seg < size {
 			r.coalesced++
 		}
-		// out <= slot holds throughout, and a segment lands on slot only as
-		// the last one taken from it, so no unread data is overwritten.
 		for off := 0; out < len(bufs); off += seg {
 			end := min(off+seg, size)
 			n := end - off
@@ -177,10 +223,57 @@ func (r *receiver) split(bufs [][]byte, first int, sizes []int, eps []conn.Endpo
 			}
 			sizes[out], eps[out] = n, ep
 			out++
-			if end == size {
+			if end >= size {
 				break
 			}
 		}
+	}
+	return out
+}
+
+// stash copies the r.got messages read into bufs[first:] to the spill,
+// for drain to hand out.
+func (r *receiver) stash(bufs [][]byte, first int) {
+	r.npend, r.pendHead = 0, 0
+	for j := range r.got {
+		h := &r.msgs[j].Hdr
+		if h.Flags&unix.MSG_TRUNC != 0 {
+			continue
+		}
+		size := int(r.msgs[j].Len)
+		info := parseControl(r.ctrl[j].bytes()[:h.Controllen])
+		k := r.npend
+		if cap(r.spill[k]) < size {
+			r.spill[k] = make([]byte, max(size, 1<<16))
+		}
+		data := r.spill[k][:size]
+		copy(data, bufs[first+j])
+		r.pend[k] = pendingMessage{data: data, seg: r.segmentSize(j),
+			ep: r.endpoint(&r.names[j], &info)}
+		r.npend++
+		r.coalesced++
+		r.spilled++
+	}
+}
+
+// drain hands out datagrams from the spill, one per buffer, and returns
+// how many buffers it filled.
+func (r *receiver) drain(bufs [][]byte, sizes []int, eps []conn.Endpoint) int {
+	out := 0
+	for r.pendHead < r.npend && out < len(bufs) {
+		m := &r.pend[r.pendHead]
+		end := min(m.off+m.seg, len(m.data))
+		sizes[out] = copy(bufs[out], m.data[m.off:end])
+		eps[out] = m.ep
+		out++
+		m.off = end
+		if end >= len(m.data) {
+			m.ep = nil
+			r.pendHead++
+		}
+	}
+	if r.pendHead == r.npend {
+		r.npend, r.pendHead = 0, 0
 	}
 	return out
 }
