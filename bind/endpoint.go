@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
 )
@@ -23,9 +24,9 @@ type Endpoint struct {
 	dstBuf   [18]byte // room for a zoneless IPv6 address and port
 	scope    uint32   // IPv6 scope id of dst, from its zone; 0 if none
 
-	src     netip.Addr  // sticky source; invalid if none
-	ifindex int32       // interface of src
-	srcGone atomic.Bool // set by ClearSrc, never reset
+	src     netip.Addr   // sticky source; invalid if none
+	ifindex int32        // interface of src
+	srcGone atomic.Int64 // monotonic time of ClearSrc (see clock), never reset
 }
 
 var _ conn.Endpoint = (*Endpoint)(nil)
@@ -40,13 +41,13 @@ func newEndpoint(dst netip.AddrPort, scope uint32, src netip.Addr, ifindex int32
 
 // hasSrc reports whether e has a sticky source that was not cleared.
 func (e *Endpoint) hasSrc() bool {
-	return e.src.IsValid() && !e.srcGone.Load()
+	return e.src.IsValid() && e.srcGone.Load() == 0
 }
 
 // ClearSrc drops the sticky source, so that the kernel picks the source of
 // later datagrams by routing. It is safe to call concurrently with anything.
 func (e *Endpoint) ClearSrc() {
-	e.srcGone.Store(true)
+	e.srcGone.CompareAndSwap(0, max(clock(), 1))
 }
 
 // SrcIP returns the sticky source address, or the zero Addr if none.
@@ -97,6 +98,12 @@ func (e *Endpoint) DstToString() string {
 func (e *Endpoint) DstToBytes() []byte {
 	return e.dstBytes
 }
+
+// start anchors clock.
+var start = time.Now()
+
+// clock returns monotonic nanoseconds since the package started.
+func clock() int64 { return int64(time.Since(start)) }
 
 // zoneIndex turns an IPv6 zone, an interface name or a decimal index, into
 // a scope id. The empty zone is 0.

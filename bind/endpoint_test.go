@@ -251,8 +251,8 @@ func TestStaleSource(t *testing.T) {
 	}
 }
 
-// A cleared endpoint is not revived by the cache: the next datagram of the
-// flow gets a new endpoint with the source.
+// A cleared endpoint is not revived by the cache: a datagram of the flow
+// staleAfter later gets a new endpoint with the source.
 func TestInternReplacesCleared(t *testing.T) {
 	rx := New()
 	fns, port := openBind(t, rx)
@@ -260,7 +260,17 @@ func TestInternReplacesCleared(t *testing.T) {
 	send(t, c, 1)
 	old := receiveN(t, rx, fns["v4"], 1)[0].ep
 	old.ClearSrc()
+	// Right after a send cleared it, the flow keeps the cleared endpoint:
+	// an address that receives but cannot send must not cost an endpoint
+	// per datagram.
 	send(t, c, 2)
+	if ep := receiveN(t, rx, fns["v4"], 1)[0].ep; ep != old {
+		t.Fatal("cleared endpoint replaced at once")
+	}
+	// staleAfter later, the next datagram brings a new endpoint.
+	o := old.(*Endpoint)
+	o.srcGone.Store(o.srcGone.Load() - int64(staleAfter))
+	send(t, c, 3)
 	ep := receiveN(t, rx, fns["v4"], 1)[0].ep
 	if ep == old || ep.SrcIP() != loop4 {
 		t.Fatalf("after ClearSrc: same endpoint %v, source %v", ep == old, ep.SrcIP())
@@ -268,7 +278,7 @@ func TestInternReplacesCleared(t *testing.T) {
 	if old.SrcIP().IsValid() {
 		t.Fatalf("cleared endpoint got source %v back", old.SrcIP())
 	}
-	send(t, c, 3)
+	send(t, c, 4)
 	if again := receiveN(t, rx, fns["v4"], 1)[0].ep; again != ep {
 		t.Fatal("new endpoint not interned")
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -310,12 +311,21 @@ func (r *receiver) endpoint(sa *unix.RawSockaddrInet6, info *rxInfo) *Endpoint {
 	return ep
 }
 
-// stale reports whether ep had a sticky source that was cleared: the
-// datagram in hand shows the source works again, so the flow needs a new
-// endpoint.
+// stale reports whether ep had a sticky source that was cleared at least
+// staleAfter ago: the datagram in hand suggests the source works again, so
+// the flow gets a new endpoint with it. Waiting first keeps a local address
+// that receives but cannot send (asymmetric routing) from costing a new
+// endpoint per datagram and a failed send per batch.
 func stale(ep *Endpoint) bool {
-	return ep.src.IsValid() && ep.srcGone.Load()
+	if !ep.src.IsValid() {
+		return false
+	}
+	gone := ep.srcGone.Load()
+	return gone != 0 && clock()-gone >= int64(staleAfter)
 }
+
+// staleAfter is how long a flow keeps an endpoint whose source was cleared.
+const staleAfter = time.Second
 
 // newEndpoint makes the endpoint of flow k.
 func (r *receiver) newEndpoint(k *flowKey, hasLocal bool) *Endpoint {

@@ -163,7 +163,7 @@ func (s *sendScratch) send(bufs [][]byte, ep conn.Endpoint) error {
 			// sees either the old source (and fails and clears it too) or
 			// none, and no holder sees a source reappear. The receive
 			// cache replaces the endpoint rather than reviving it when
-			// the flow shows up on a working local address again.
+			// the flow still arrives on that address a second later.
 			ep.ClearSrc()
 			s.t.hasSrc, clearedSrc = false, true
 		default:

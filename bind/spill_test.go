@@ -27,7 +27,8 @@ func rawGSOSend(t *testing.T, port uint16, nseg, seg int) error {
 	h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
 	h.SetLen(unix.CmsgLen(2))
 	binary.NativeEndian.PutUint16(oob[unix.CmsgLen(0):], uint16(seg))
-	return unix.Sendmsg(fd, buf, oob, &unix.SockaddrInet4{Port: int(port), Addr: [4]byte{127, 0, 0, 1}}, 0)
+	to := &unix.SockaddrInet4{Port: int(port), Addr: [4]byte{127, 0, 0, 1}}
+	return unix.Sendmsg(fd, buf, oob, to, 0)
 }
 
 // The kernel's UDP_MAX_SEGMENTS is 128 since Linux 6.x, and a GSO message
