@@ -108,31 +108,51 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, out []byte) {
 	var (
 		found   *handshake.Handshake
 		yielded *Peer
+		// locked is the peer whose hsMu is held from the moment it is known
+		// until the response is made: the TUN reader must not start an
+		// initiation of ours in between, which would replace the state of
+		// the one being answered.
+		locked *Peer
 	)
 	hs, err := handshake.ConsumeInitiation(d.identity, msg,
 		func(pub handshake.PublicKey) *handshake.Handshake {
 			found = d.lookupHandshake(pub)
-			if found != nil && found.Protocol() == proto && d.keepOwnInitiation(pub, ep) {
+			if found == nil || found.Protocol() != proto {
+				return found
+			}
+			if d.keepOwnInitiation(pub, ep) {
 				yielded = d.Peer(pub)
 				return nil
 			}
+			if locked = d.Peer(pub); locked != nil {
+				locked.hsMu.Lock()
+			}
 			return found
 		})
+	unlock := func() {
+		if locked != nil {
+			locked.hsMu.Unlock()
+			locked = nil
+		}
+	}
 	if yielded != nil {
 		yielded.drops.add(DropHandshakeCrossed, 1)
 		return
 	}
 	if err != nil {
+		unlock()
 		d.initiationFailed(found, msg, err)
 		return
 	}
-	p := d.Peer(hs.Remote())
-	if p == nil {
+	p := locked
+	if p == nil || p.public != hs.Remote() {
+		unlock()
 		d.drops.add(DropHandshakeUnknownPeer, 1)
 		return
 	}
 	idx := d.indices.newIndex(p)
 	s, n, err := hs.CreateResponse(out, idx)
+	unlock()
 	if err != nil {
 		d.indices.remove(idx)
 		p.drops.add(DropHandshakeRejected, 1)

@@ -33,9 +33,11 @@ func (d *Device) hopTicker() {
 func (p *Peer) hop(now time.Time) {
 	p.expireSessions(now)
 	p.mu.RLock()
-	// next is left alone until confirmed: see session.anchor.
+	// next is left alone until confirmed, and so is a session we responded
+	// to until its first message anchors it (one that became previous when
+	// handshakes crossed): see session.anchor.
 	for _, s := range []*session{p.current, p.previous} {
-		if s != nil {
+		if s != nil && !s.awaitingAnchor() {
 			s.sender.Advance(now)
 			s.receiver.Advance(now)
 		}

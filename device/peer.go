@@ -182,11 +182,18 @@ func (p *Peer) installInitiated(s *session) {
 	}
 	retired := p.previous
 	if p.next != nil {
-		retired2 := p.next
-		p.next = nil
-		defer p.retire(retired2)
+		// The handshakes crossed: the peer initiated the session we
+		// responded to, holds it as current and may already send on it.
+		// As in WireGuard, it stays to receive on, as previous, and the
+		// old current goes.
+		defer p.retire(p.current)
+		if p.current != nil {
+			p.hopsRetired.Add(p.current.sender.Hops())
+		}
+		p.previous, p.current, p.next = p.next, nil, nil
+	} else {
+		p.demoteCurrentLocked()
 	}
-	p.demoteCurrentLocked()
 	p.current = s
 	p.device.indices.bind(s.localIndex, s)
 	p.handshakeDone()

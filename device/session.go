@@ -99,6 +99,12 @@ func (s *session) anchor(epoch uint32, now time.Time) {
 	s.receiver.Restart(now.Add(-time.Duration(epoch) * s.interval))
 }
 
+// awaitingAnchor reports whether s is a session we responded to whose
+// receive epochs no message has anchored yet.
+func (s *session) awaitingAnchor() bool {
+	return !s.initiator && !s.confirmed.Load() && !s.anchored.Load()
+}
+
 // checkReplay validates a counter against the replay window.
 func (s *session) checkReplay(counter uint64) bool {
 	s.replayMu.Lock()
