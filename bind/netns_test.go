@@ -130,38 +130,13 @@ func TestStickySourceRemoved(t *testing.T) {
 		{"v6", "2001:db8::1", "2001:db8::3", "2001:db8::3/64", "2001:db8::2"},
 	} {
 		t.Run(tc.fam, func(t *testing.T) {
-			b := New()
-			var fns []conn.ReceiveFunc
-			var port uint16
-			inNetns(t, nsDUT, func() {
-				var err error
-				fns, port, err = b.Open(0)
-				if err != nil {
-					t.Fatal(err)
-				}
-			})
-			defer b.Close()
-			fn := fns[0]
-			if tc.fam == "v6" {
-				fn = fns[1]
-			}
-			network := "udp4"
-			if tc.fam == "v6" {
-				network = "udp6"
-			}
-			peer := peerSocket(t, network, net.JoinHostPort(tc.peer, "0"))
+			b, fn, port := openInDUT(t, tc.fam)
+			peer := peerSocket(t, "udp"+tc.fam[1:], net.JoinHostPort(tc.peer, "0"))
 			dst := netip.AddrPortFrom(netip.MustParseAddr(tc.victim), port)
 			if _, err := peer.WriteToUDPAddrPort([]byte("hello"), dst); err != nil {
 				t.Fatal(err)
 			}
-			r := newRxBufs()
-			tm := time.AfterFunc(3*time.Second, func() { b.Close() })
-			k, err := fn(r.bufs, r.sizes, r.eps)
-			tm.Stop()
-			if err != nil || k != 1 {
-				t.Fatalf("receive: %d %v", k, err)
-			}
-			ep := r.eps[0].(*Endpoint)
+			ep := receiveOne(t, b, fn)
 			if ep.SrcToString() != tc.victim {
 				t.Fatalf("endpoint source %q, want %s", ep.SrcToString(), tc.victim)
 			}
@@ -191,13 +166,7 @@ func TestStickySourceRemoved(t *testing.T) {
 			if _, err := peer.WriteToUDPAddrPort([]byte("hello2"), dst); err != nil {
 				t.Fatal(err)
 			}
-			tm = time.AfterFunc(3*time.Second, func() { b.Close() })
-			k, err = fn(r.bufs, r.sizes, r.eps)
-			tm.Stop()
-			if err != nil || k != 1 {
-				t.Fatalf("receive: %d %v", k, err)
-			}
-			ep2 := r.eps[0].(*Endpoint)
+			ep2 := receiveOne(t, b, fn)
 			if ep2 == ep || ep2.SrcToString() != tc.victim {
 				t.Errorf("endpoint not renewed: %p (old %p), source %q", ep2, ep,
 					ep2.SrcToString())
@@ -216,33 +185,13 @@ func TestLinkDownAndMTU(t *testing.T) {
 		t.Run(tc.fam, func(t *testing.T) {
 			ipCmd(t, "-n", nsDUT, "link", "set", "vb", "mtu", "1500")
 			ipCmd(t, "-n", nsPeer, "link", "set", "va", "mtu", "1500")
-			b := New()
-			var fns []conn.ReceiveFunc
-			var port uint16
-			inNetns(t, nsDUT, func() {
-				var err error
-				fns, port, err = b.Open(0)
-				if err != nil {
-					t.Fatal(err)
-				}
-			})
-			defer b.Close()
-			fn := fns[0]
-			network := "udp4"
-			if tc.fam == "v6" {
-				fn, network = fns[1], "udp6"
-			}
-			peer := peerSocket(t, network, net.JoinHostPort(tc.peer, "0"))
+			b, fn, port := openInDUT(t, tc.fam)
+			peer := peerSocket(t, "udp"+tc.fam[1:], net.JoinHostPort(tc.peer, "0"))
 			dst := netip.AddrPortFrom(netip.MustParseAddr(tc.local), port)
-			_, _ = peer.WriteToUDPAddrPort([]byte("hello"), dst)
-			r := newRxBufs()
-			tm := time.AfterFunc(3*time.Second, func() { b.Close() })
-			k, err := fn(r.bufs, r.sizes, r.eps)
-			tm.Stop()
-			if err != nil || k != 1 {
-				t.Fatalf("receive: %d %v", k, err)
+			if _, err := peer.WriteToUDPAddrPort([]byte("hello"), dst); err != nil {
+				t.Fatal(err)
 			}
-			ep := r.eps[0]
+			ep := receiveOne(t, b, fn)
 			mk := func(n, size int) [][]byte {
 				bb := make([][]byte, n)
 				for i := range bb {
@@ -252,7 +201,7 @@ func TestLinkDownAndMTU(t *testing.T) {
 			}
 			// MTU smaller than the segments: GSO must fall back.
 			ipCmd(t, "-n", nsDUT, "link", "set", "vb", "mtu", "1280")
-			err = b.Send(mk(20, 1452), ep)
+			err := b.Send(mk(20, 1452), ep)
 			got := readFrom(t, peer, 20)
 			if err != nil || total(got) != 20 {
 				t.Errorf("mtu 1280, 20 x 1452 bytes: send error %v, peer got %v", err, got)
@@ -324,6 +273,41 @@ func TestIPv6Disabled(t *testing.T) {
 	if err != nil || len(fns) == 0 {
 		t.Errorf("reopen with IPv6 disabled: %d receive functions, %v", len(fns), err)
 	}
+}
+
+// openInDUT opens a Bind in nsDUT and returns it, closed when the test
+// ends, with its receive function for fam ("v4" or "v6") and its port.
+func openInDUT(t *testing.T, fam string) (*Bind, conn.ReceiveFunc, uint16) {
+	t.Helper()
+	b := New()
+	var (
+		fns  []conn.ReceiveFunc
+		port uint16
+		err  error
+	)
+	inNetns(t, nsDUT, func() { fns, port, err = b.Open(0) })
+	if err != nil {
+		t.Fatalf("open in %s: %v", nsDUT, err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if fam == "v6" {
+		return b, fns[1], port
+	}
+	return b, fns[0], port
+}
+
+// receiveOne waits up to 3 s for one datagram on fn and returns its
+// endpoint.
+func receiveOne(t *testing.T, b *Bind, fn conn.ReceiveFunc) *Endpoint {
+	t.Helper()
+	r := newRxBufs()
+	tm := time.AfterFunc(3*time.Second, func() { _ = b.Close() })
+	defer tm.Stop()
+	k, err := fn(r.bufs, r.sizes, r.eps)
+	if err != nil || k != 1 {
+		t.Fatalf("receive: %d datagrams, %v", k, err)
+	}
+	return r.eps[0].(*Endpoint)
 }
 
 // total counts the datagrams of a readFrom result.
