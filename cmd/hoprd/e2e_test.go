@@ -266,6 +266,8 @@ type daemon struct {
 	addr4    netip.Prefix
 	addr6    netip.Prefix
 
+	env     []string // added to the daemon's environment
+
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the current process has exited
@@ -370,6 +372,7 @@ func (d *daemon) start(t testing.TB) {
 	cmd := exec.Command("ip", "netns", "exec", d.host.ns, d.bin, "up", "-c", d.cfgPath,
 		"--run-dir", d.runDir, "--state-dir", d.stateDir)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), d.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -561,7 +564,16 @@ func newCluster(t *testing.T) *cluster {
 	})
 	t.Cleanup(c.stopAll)
 	for i, h := range hosts {
-		c.add(newDaemon(t, c.bin, c.root, h, i))
+		d := newDaemon(t, c.bin, c.root, h, i)
+		if i == 0 {
+			// With more than two cores the engine seals and opens bulk
+			// batches on its crypto workers; with two or fewer, as here,
+			// on the goroutine that read them. Host a runs as if it had
+			// four, so that the transfers a -> b and c -> a cross both
+			// paths on a real TUN and real sockets.
+			d.env = []string{"GOMAXPROCS=4"}
+		}
+		c.add(d)
 	}
 	all := c.all()
 	for _, d := range all {
