@@ -1,6 +1,7 @@
 package device
 
 import (
+	"crypto/subtle"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -117,14 +118,18 @@ func (p *Peer) SetPersistentKeepalive(d time.Duration) {
 	p.startPersistentKeepalive()
 }
 
-// SetPresharedKey changes the preshared key used by later handshakes.
-func (p *Peer) SetPresharedKey(psk handshake.PresharedKey) {
+// SetPresharedKey changes the preshared key used by later handshakes. It
+// reports whether the key differs from the one the peer had, comparing
+// them in constant time.
+func (p *Peer) SetPresharedKey(psk handshake.PresharedKey) (changed bool) {
 	p.hsMu.Lock()
 	defer p.hsMu.Unlock()
+	changed = subtle.ConstantTimeCompare(p.psk[:], psk[:]) == 0
 	p.psk = psk
 	if p.hs != nil {
 		p.hs.SetPresharedKey(psk)
 	}
+	return changed
 }
 
 // updateEndpoint records where an authenticated packet came from, so the

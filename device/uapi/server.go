@@ -497,13 +497,15 @@ func (s *Server) applyPeer(ps *PeerSet) error {
 	case p == nil:
 		return s.addPeer(ps)
 	}
+	changed := false // a "wg syncconf" of the same config changes nothing
 	if ps.PresharedKey != nil {
-		p.SetPresharedKey(*ps.PresharedKey)
+		changed = p.SetPresharedKey(*ps.PresharedKey) || changed
 	}
-	if ps.Endpoint.IsValid() {
+	if ps.Endpoint.IsValid() && ps.Endpoint.String() != p.Endpoint() {
 		if err := p.SetEndpoint(ps.Endpoint); err != nil {
 			return fmt.Errorf("set endpoint of %q: %w", p.Name(), err)
 		}
+		changed = true
 	}
 	if ps.PersistentKeepalive != nil {
 		was := p.PersistentKeepalive()
@@ -512,6 +514,7 @@ func (s *Server) applyPeer(ps *PeerSet) error {
 		if was == 0 && every > 0 {
 			p.SendKeepalive()
 		}
+		changed = changed || was != every
 	}
 	if ps.ReplaceAllowedIPs || len(ps.AllowedIPs) > 0 {
 		var have []netip.Prefix
@@ -525,8 +528,11 @@ func (s *Server) applyPeer(ps *PeerSet) error {
 		if err := s.routes(added, removed); err != nil {
 			return err
 		}
+		changed = changed || len(added) > 0 || len(removed) > 0
 	}
-	s.log.Info("peer updated", "peer", p.Name())
+	if changed {
+		s.log.Info("peer updated", "peer", p.Name())
+	}
 	return nil
 }
 

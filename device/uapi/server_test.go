@@ -600,3 +600,64 @@ func redact(s string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// lockedBuffer is a log sink safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+
+// TestSyncNoChangeLogsNothing sets a peer as "wg syncconf" does, again and
+// again: only a set that changes something is logged.
+func TestSyncNoChangeLogsNothing(t *testing.T) {
+	binds := bindtest.NewChannelBinds()
+	n := newNode(t, binds[0], mustKey(t), "wgs")
+	logs := &lockedBuffer{}
+	srv, err := Listen(Config{Dir: shortTempDir(t), Name: "wgs", Device: n.dev,
+		Routes: n.routes, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	cl := dial(t, srv.Path())
+	pub := newPublicKey(t).Hex()
+	var psk handshake.PresharedKey
+	psk[0] = 1
+	endpoint, keepalive, allowed := "127.0.0.1:2", "25", "10.0.7.0/24"
+	set := func() {
+		cl.set(t, "public_key="+pub+"\npreshared_key="+psk.Hex()+"\nendpoint="+endpoint+
+			"\npersistent_keepalive_interval="+keepalive+
+			"\nreplace_allowed_ips=true\nallowed_ip="+allowed+"\n")
+	}
+	set() // adds the peer
+	for range 3 {
+		set()
+	}
+	if got := logs.count("peer updated"); got != 0 {
+		t.Errorf("%d \"peer updated\" lines for sets that changed nothing", got)
+	}
+	for i, change := range []func(){
+		func() { allowed = "10.0.8.0/24" },
+		func() { endpoint = "127.0.0.1:3" },
+		func() { keepalive = "30" },
+		func() { psk[0] = 2 },
+	} {
+		change()
+		set()
+		if got := logs.count("peer updated"); got != i+1 {
+			t.Fatalf("change %d: %d \"peer updated\" lines, want %d", i, got, i+1)
+		}
+	}
+}
