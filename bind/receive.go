@@ -43,6 +43,7 @@ type receiver struct {
 	got    int                   // messages read; set by readFn
 	errno  unix.Errno            // recvmmsg's error; set by readFn
 
+	info  [conn.IdealBatchSize]rxInfo // what each message's control messages say
 	msgs  [conn.IdealBatchSize]unix.Mmsghdr
 	iovs  [conn.IdealBatchSize]unix.Iovec
 	names [conn.IdealBatchSize]unix.RawSockaddrInet6 // large enough for IPv4 too
@@ -146,7 +147,7 @@ func (r *receiver) receive(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int
 		return 0, fmt.Errorf("bind: receive %s: %w", r.sock.network,
 			os.NewSyscallError("recvmmsg", r.errno))
 	}
-	if r.segments() > nb {
+	if r.parse() > nb {
 		r.stash(bufs, first)
 		return r.drain(bufs, sizes, eps), nil
 	}
@@ -174,26 +175,22 @@ func (r *receiver) read(fd uintptr) bool {
 	}
 }
 
-// segments counts the datagrams in the r.got messages read.
-func (r *receiver) segments() int {
+// parse reads the control messages of the r.got messages read into r.info,
+// with each message's segment size, and returns how many datagrams they
+// hold in all.
+func (r *receiver) parse() int {
 	n := 0
 	for j := range r.got {
+		h := &r.msgs[j].Hdr
 		size := int(r.msgs[j].Len)
-		seg := r.segmentSize(j)
-		n += max(1, (size+seg-1)/seg)
+		info := &r.info[j]
+		*info = parseControl(r.ctrl[j].bytes()[:h.Controllen])
+		if info.segment <= 0 || info.segment >= size {
+			info.segment = max(size, 1)
+		}
+		n += max(1, (size+info.segment-1)/info.segment) // an empty datagram too
 	}
 	return n
-}
-
-// segmentSize returns the size of the datagrams that message j holds.
-func (r *receiver) segmentSize(j int) int {
-	h := &r.msgs[j].Hdr
-	size := int(r.msgs[j].Len)
-	seg := parseControl(r.ctrl[j].bytes()[:h.Controllen]).segment
-	if seg <= 0 || seg >= size {
-		return max(size, 1)
-	}
-	return seg
 }
 
 // split moves the r.got messages read into bufs[first:] forward, one
@@ -210,9 +207,8 @@ func (r *receiver) split(bufs [][]byte, first int, sizes []int, eps []conn.Endpo
 			continue
 		}
 		size := int(r.msgs[j].Len)
-		info := parseControl(r.ctrl[j].bytes()[:h.Controllen])
-		ep := r.endpoint(&r.names[j], &info)
-		seg := r.segmentSize(j)
+		ep := r.endpoint(&r.names[j], &r.info[j])
+		seg := r.info[j].segment
 		if seg < size {
 			r.coalesced++
 		}
@@ -242,15 +238,14 @@ func (r *receiver) stash(bufs [][]byte, first int) {
 			continue
 		}
 		size := int(r.msgs[j].Len)
-		info := parseControl(r.ctrl[j].bytes()[:h.Controllen])
 		k := r.npend
 		if cap(r.spill[k]) < size {
 			r.spill[k] = make([]byte, max(size, 1<<16))
 		}
 		data := r.spill[k][:size]
 		copy(data, bufs[first+j])
-		r.pend[k] = pendingMessage{data: data, seg: r.segmentSize(j),
-			ep: r.endpoint(&r.names[j], &info)}
+		r.pend[k] = pendingMessage{data: data, seg: r.info[j].segment,
+			ep: r.endpoint(&r.names[j], &r.info[j])}
 		r.npend++
 		r.coalesced++
 		r.spilled++
