@@ -542,3 +542,64 @@ func TestInlineMaxDefault(t *testing.T) {
 		d.Close()
 	}
 }
+
+// TestInstallInitiatedKeeps checks which session stays to receive on when
+// a handshake we initiated completes while we hold one we responded to:
+// that one when the peer may be sending on it (nothing came before it, or a
+// message arrived on it), else the old current, which the peer then still
+// uses.
+func TestInstallInitiatedKeeps(t *testing.T) {
+	rc := newRouteCase(t, 1, false)
+	p := peerNamed(t, rc.d, "p0")
+	next := uint32(100)
+	mk := func(initiator bool) *session {
+		next++
+		s := newSession(p, &handshake.Session{LocalIndex: next, RemoteIndex: next,
+			Initiator: initiator, Protocol: handshake.Hop}, time.Now(), time.Second)
+		rc.d.indices.bind(next, s)
+		return s
+	}
+	for _, tc := range []struct {
+		name                  string
+		current, nextUsed     bool
+		keepNext, keepCurrent bool
+	}{
+		{"no current", false, false, true, false},
+		{"current, next unused", true, false, false, true},
+		{"current, next used", true, true, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var cur *session
+			if tc.current {
+				cur = mk(true)
+			}
+			responded := mk(false)
+			if tc.nextUsed {
+				responded.received.Store(true)
+			}
+			p.mu.Lock()
+			p.current, p.previous, p.next = cur, nil, responded
+			p.mu.Unlock()
+			initiated := mk(true)
+			p.installInitiated(initiated)
+			p.mu.RLock()
+			gotCur, gotPrev, gotNext := p.current, p.previous, p.next
+			p.mu.RUnlock()
+			want := cur
+			if tc.keepNext {
+				want = responded
+			}
+			if gotCur != initiated || gotPrev != want || gotNext != nil {
+				t.Fatalf("current %p previous %p next %p; want %p, %p, nil",
+					gotCur, gotPrev, gotNext, initiated, want)
+			}
+			gone := responded
+			if tc.keepNext {
+				gone = cur
+			}
+			if gone != nil && rc.d.indices.lookup(gone.localIndex).sess != nil {
+				t.Error("the session let go still has its index")
+			}
+		})
+	}
+}

@@ -184,7 +184,10 @@ func (d *Device) keepOwnInitiation(remote handshake.PublicKey, from conn.Endpoin
 	if p == nil || bytes.Compare(d.public[:], remote[:]) <= 0 {
 		return false
 	}
-	if ep := p.getEndpoint(); ep == nil || ep.DstIP() != from.DstIP() {
+	// Zones are left out: a configured link-local endpoint names its
+	// interface, a received one its index.
+	if ep := p.getEndpoint(); ep == nil ||
+		ep.DstIP().WithZone("") != from.DstIP().WithZone("") {
 		return false
 	}
 	p.hsMu.Lock()

@@ -186,17 +186,25 @@ func (p *Peer) installInitiated(s *session) {
 		return
 	}
 	retired := p.previous
-	if p.next != nil {
+	switch {
+	case p.next != nil && (p.current == nil || p.next.received.Load()):
 		// The handshakes crossed: the peer initiated the session we
-		// responded to, holds it as current and may already send on it.
-		// As in WireGuard, it stays to receive on, as previous, and the
-		// old current goes.
+		// responded to and may already send on it, as it does when no
+		// session came before or when a message has arrived on it. It
+		// stays to receive on, as previous, and the old current goes.
 		defer p.retire(p.current)
 		if p.current != nil {
 			p.hopsRetired.Add(p.current.sender.Hops())
 		}
 		p.previous, p.current, p.next = p.next, nil, nil
-	} else {
+	case p.next != nil:
+		// The peer never used the session we responded to (its own
+		// handshake may have failed) and may still send on current,
+		// which is kept instead.
+		defer p.retire(p.next)
+		p.next = nil
+		p.demoteCurrentLocked()
+	default:
 		p.demoteCurrentLocked()
 	}
 	p.current = s

@@ -356,10 +356,13 @@ func (d *Device) deliver(g *inGroup, views [][]byte) [][]byte {
 		}
 	}
 	if !authentic {
-		if !s.confirmed.Load() {
+		if !s.received.Load() {
 			s.anchored.Store(false) // a forgery anchored it: let the next message
 		}
 		return views
+	}
+	if !s.received.Load() {
+		s.received.Store(true)
 	}
 	p.rxBytes.Add(rx)
 	p.confirm(s)

@@ -282,18 +282,22 @@ func (p *Peer) stageLocked(g *outGroup) {
 			break // removed: nothing would flush or drop them
 		}
 		n := g.sizes[i]
+		full := len(p.staged) >= queueStaged
+		freed := 0 // bytes of the oldest packet, pushed out when the queue is full
+		if full {
+			freed = len(p.staged[0].data)
+		}
+		if d.stagedBytes.Add(int64(n-freed)) > maxStagedBytes {
+			d.stagedBytes.Add(-int64(n - freed))
+			p.drops.add(DropStagedOverflow, 1)
+			continue
+		}
 		var data []byte
-		if len(p.staged) >= queueStaged {
+		if full {
 			data = p.staged[0].data // reused for the new packet when it fits
-			d.stagedBytes.Add(-int64(len(data)))
 			copy(p.staged, p.staged[1:])
 			p.staged = p.staged[:len(p.staged)-1]
 			p.drops.add(DropStagedOverflow, 1)
-		}
-		if d.stagedBytes.Add(int64(n)) > maxStagedBytes {
-			d.stagedBytes.Add(-int64(n))
-			p.drops.add(DropStagedOverflow, 1)
-			continue
 		}
 		if cap(data) < n {
 			data = make([]byte, n)

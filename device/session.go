@@ -29,6 +29,7 @@ type session struct {
 	sendCounter atomic.Uint64 // next counter to assign
 	confirmed   atomic.Bool   // the responder has seen the initiator use it
 	anchored    atomic.Bool   // the responder's receive epochs follow the initiator's
+	received    atomic.Bool   // an authenticated message arrived on it
 
 	replayMu sync.Mutex // guards replay
 	replay   replay.Filter
@@ -100,9 +101,9 @@ func (s *session) anchor(epoch uint32, now time.Time) {
 }
 
 // awaitingAnchor reports whether s is a session we responded to whose
-// receive epochs no message has anchored yet.
+// receive epochs no authenticated message has anchored yet.
 func (s *session) awaitingAnchor() bool {
-	return !s.initiator && !s.confirmed.Load() && !s.anchored.Load()
+	return !s.initiator && !s.confirmed.Load() && !s.received.Load()
 }
 
 // checkReplay validates a counter against the replay window.
