@@ -9,9 +9,9 @@
 #     hb<tag>a 100.64.3.1 ~~ hoprd, hop 50ms ~ hb<tag>b 100.64.3.2   (d) hop50ms
 #                                              iperf3 -s runs here
 #
-# Each round brings each tunnel up in turn (in a different order every round, so
-# that drift of the machine hits all alike), measures it from a to b and takes it
-# down again:
+# Each round brings each tunnel up in turn, measures it from a to b and takes it
+# down again. The order changes every round, in a balanced Latin square, so that
+# neither drift of the machine nor the system that ran just before favours any:
 #   ping      RTT p50 and p99 of PING_COUNT pings 10 ms apart, on an idle link
 #   tcp1/4    iperf3 TCP for DURATION seconds, 1 and 4 streams
 #   udp       iperf3 UDP at UDP_RATE offered for UDP_DURATION s: goodput and loss
@@ -719,16 +719,14 @@ report() {
 targets() {
 	echo "## Targets"
 	echo
-	check "TCP 1 stream, hop 1s >= wireguard-go" \
-		"$(median hop1s tcp1)" ">=" "$(median wg tcp1)" 1
-	check "TCP 1 stream, hop 50ms within 5 % of hop 1s" \
-		"$(median hop50ms tcp1)" ">=" "$(median hop1s tcp1)" 0.95
-	check "TCP 4 streams, hop 1s >= wireguard-go" \
-		"$(median hop1s tcp4)" ">=" "$(median wg tcp4)" 1
-	check "TCP 4 streams, hop 50ms within 5 % of hop 1s" \
-		"$(median hop50ms tcp4)" ">=" "$(median hop1s tcp4)" 0.95
-	check "ping p50, hop 1s <= wireguard-go" \
-		"$(median hop1s rtt_p50)" "<=" "$(median wg rtt_p50)" 1
+	echo "Each compares medians; in brackets, the rounds in which the same comparison"
+	echo "holds between the two systems measured in that round."
+	echo
+	target "TCP 1 stream, hop 1s >= wireguard-go" hop1s tcp1 ">=" wg 1
+	target "TCP 1 stream, hop 50ms within 5 % of hop 1s" hop50ms tcp1 ">=" hop1s 0.95
+	target "TCP 4 streams, hop 1s >= wireguard-go" hop1s tcp4 ">=" wg 1
+	target "TCP 4 streams, hop 50ms within 5 % of hop 1s" hop50ms tcp4 ">=" hop1s 0.95
+	target "ping p50, hop 1s <= wireguard-go" hop1s rtt_p50 "<=" wg 1
 	if [[ ${SCALE} == 1 ]]; then
 		check "RSS at ${PEERS} peers <= wireguard-go" \
 			"$(median hoprd conf_rss)" "<=" "$(median wg conf_rss)" 1
@@ -740,12 +738,29 @@ targets() {
 	fi
 }
 
-# check NAME A OP B FACTOR: "met" when A OP B*FACTOR.
+# target NAME SYS METRIC OP BASE FACTOR: check of SYS's median against
+# BASE's, with the count of rounds in which the comparison holds.
+target() {
+	local name=$1 sys=$2 m=$3 op=$4 base=$5 f=$6
+	check "${name}" "$(median "${sys}" "${m}")" "${op}" "$(median "${base}" "${m}")" "${f}" \
+		"$(awk -F'\t' -v s="${sys}" -v b="${base}" -v m="${m}" -v op="${op}" -v f="${f}" '
+			$3 == m && $1 == s { a[$2] = $4 }
+			$3 == m && $1 == b { c[$2] = $4 }
+			END {
+				for (r in a) if (r in c) {
+					n++
+					if (op == ">=" ? a[r] >= c[r] * f : a[r] <= c[r] * f) k++
+				}
+				if (n) printf "in %d of %d rounds", k, n }' "${RESULTS}")"
+}
+
+# check NAME A OP B FACTOR [NOTE]: "met" when A OP B*FACTOR.
 check() {
-	awk -v n="$1" -v a="$2" -v op="$3" -v b="$4" -v f="$5" 'BEGIN {
+	awk -v n="$1" -v a="$2" -v op="$3" -v b="$4" -v f="$5" -v note="${6:-}" 'BEGIN {
 		if (a == "nan" || b == "nan" || a == "" || b == "") { printf "- %s: not measured\n", n; exit }
 		ok = (op == ">=") ? (a >= b * f) : (a <= b * f)
-		printf "- %s: %s (%g %s %g)\n", n, ok ? "met" : "MISSED", a, op, b * f }'
+		printf "- %s: %s (%g %s %g%s)\n", n, ok ? "met" : "MISSED", a, op, b * f,
+			note == "" ? "" : "; " note }'
 }
 
 header() {
@@ -762,6 +777,28 @@ header() {
 
 # ---------------------------------------------------------------- main
 
+# round_order ROUND N: the order of N systems in round ROUND (from 1), as
+# indexes. The rounds follow a balanced Latin square (a Williams design):
+# over N rounds (2N for odd N) every system runs in every position once and
+# right after every other system once, so neither a slot nor a neighbour
+# (the one whose teardown the kernel may still be finishing) favours any.
+round_order() {
+	local n=$2 k r=$((($1 - 1) % ($2 % 2 ? 2 * $2 : $2)))
+	local -a base=(0) row=()
+	for ((k = 1; k < n; k++)); do
+		base+=($((k % 2 ? (k + 1) / 2 : n - k / 2)))
+	done
+	for ((k = 0; k < n; k++)); do
+		row+=($(((base[k] + r) % n)))
+	done
+	if ((r >= n)); then # the second half for odd N: the rows reversed
+		for ((k = n - 1; k >= 0; k--)); do printf '%s ' "${row[k]}"; done
+	else
+		printf '%s ' "${row[@]}"
+	fi
+	echo
+}
+
 main() {
 	local -a order sys_list
 	local r i sys start=${SECONDS}
@@ -775,8 +812,8 @@ main() {
 	read -ra sys_list <<<"${SYSTEMS}"
 	for ((r = 1; r <= ROUNDS; r++)); do
 		order=()
-		for ((i = 0; i < ${#sys_list[@]}; i++)); do
-			order+=("${sys_list[$(((i + r - 1) % ${#sys_list[@]}))]}")
+		for i in $(round_order "${r}" "${#sys_list[@]}"); do
+			order+=("${sys_list[${i}]}")
 		done
 		for sys in "${order[@]}"; do
 			log "round ${r}/${ROUNDS}: ${sys}"
