@@ -11,10 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -124,11 +126,20 @@ type Peer struct {
 // Load reads, decodes and validates the config file at path. Every error
 // about the file's content is an *Error.
 func Load(path string) (*Config, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK keeps a FIFO at path from blocking the open; the type
+	// check then refuses it.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, &Error{File: path, Msg: fileProblem(err)}
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, &Error{File: path, Msg: fileProblem(err)}
+	}
+	if msg := configFileProblem(path, fi); msg != "" {
+		return nil, &Error{File: path, Msg: msg}
+	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, &Error{File: path, Msg: fileProblem(err)}
@@ -204,6 +215,27 @@ func syntaxError(name string, err error) *Error {
 
 // fileProblem describes why a file could not be opened or read, without
 // repeating its path.
+// configFileProblem describes what makes the config file at path unsafe to
+// run from, or returns "". The file says which key files to read, which
+// prefixes to route and which peers to trust, so only its owner, root or
+// the user hoprd runs as, may write it.
+func configFileProblem(path string, fi fs.FileInfo) string {
+	if !fi.Mode().IsRegular() {
+		return "not a regular file"
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if euid := os.Geteuid(); st.Uid != 0 && int(st.Uid) != euid {
+			return fmt.Sprintf("owned by uid %d, neither root nor the uid hoprd runs as "+
+				"(%d); fix with: chown %d %s", st.Uid, euid, euid, shellQuote(path))
+		}
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Sprintf("mode %04o lets group or others change the config; "+
+			"fix with: chmod go-w %s", perm, shellQuote(path))
+	}
+	return ""
+}
+
 func fileProblem(err error) string {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
