@@ -33,11 +33,11 @@ func (d *Device) hopTicker() {
 func (p *Peer) hop(now time.Time) {
 	p.expireSessions(now)
 	p.mu.RLock()
-	// next is left alone until confirmed, and so is a session we responded
-	// to until its first message anchors it (one that became previous when
-	// handshakes crossed): see session.anchor.
+	// next is left alone until confirmed. A session we responded to hops
+	// before its first message anchors it: its receiver's window reaches
+	// back far enough (ratchet.NewAnchoringReceiver).
 	for _, s := range []*session{p.current, p.previous} {
-		if s != nil && !s.awaitingAnchor() {
+		if s != nil {
 			s.sender.Advance(now)
 			s.receiver.Advance(now)
 		}

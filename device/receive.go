@@ -194,9 +194,6 @@ func (d *Device) sortMessage(
 		}
 	}
 	if g == nil {
-		if !s.confirmed.Load() {
-			s.anchor(epoch, now)
-		}
 		key, err := s.receiver.Key(epoch, now)
 		if err != nil {
 			s.peer.drops.add(DropEpochOutOfWindow, 1)
@@ -356,12 +353,12 @@ func (d *Device) deliver(g *inGroup, views [][]byte) [][]byte {
 		}
 	}
 	if !authentic {
-		if !s.received.Load() {
-			s.anchored.Store(false) // a forgery anchored it: let the next message
-		}
 		return views
 	}
 	if !s.received.Load() {
+		// The first message that opened lines our receiving epochs up
+		// with the initiator's (a no-op on the initiator's side).
+		s.receiver.Anchor(g.epoch, time.Now())
 		s.received.Store(true)
 	}
 	p.rxBytes.Add(rx)

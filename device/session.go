@@ -28,7 +28,6 @@ type session struct {
 
 	sendCounter atomic.Uint64 // next counter to assign
 	confirmed   atomic.Bool   // the responder has seen the initiator use it
-	anchored    atomic.Bool   // the responder's receive epochs follow the initiator's
 	received    atomic.Bool   // an authenticated message arrived on it
 
 	replayMu sync.Mutex // guards replay
@@ -54,7 +53,14 @@ func newSession(
 		created:     now,
 		interval:    interval,
 		sender:      ratchet.NewSender(&s.Send, now, interval),
-		receiver:    ratchet.NewReceiver(&s.Receive, now, interval),
+	}
+	// The responder starts its clock when it sends its response, the
+	// initiator when that arrives: the initiator's first messages look a
+	// round trip late here until one of them anchors the receiver.
+	if s.Initiator {
+		sess.receiver = ratchet.NewReceiver(&s.Receive, now, interval)
+	} else {
+		sess.receiver = ratchet.NewAnchoringReceiver(&s.Receive, now, interval)
 	}
 	sess.confirmed.Store(s.Initiator)
 	s.Zero()
@@ -81,29 +87,6 @@ func (s *session) epoch(now time.Time) uint32 {
 func (s *session) expired(now time.Time) bool {
 	return now.Sub(s.created) >= s.peer.device.timers.RejectAfterTime ||
 		s.sendCounter.Load() >= RejectAfterMessages
-}
-
-// anchor lines the responder's receiving epochs up with the initiator's
-// sending ones, on the first message of a session not yet confirmed (which
-// names epoch). The responder started its clock when it sent its response,
-// a round trip before the initiator's first message arrives; without this,
-// every message from the initiator would look a round trip old, and at
-// short hop intervals a long round trip would push them out of the window.
-// The message is not authenticated yet: if it fails to open, deliver clears
-// anchored and the next message anchors again. Until confirmed, the hop
-// ticker leaves the session alone, so no key of the early epochs is erased
-// before the anchor is set.
-func (s *session) anchor(epoch uint32, now time.Time) {
-	if s.interval == 0 || !s.anchored.CompareAndSwap(false, true) {
-		return
-	}
-	s.receiver.Restart(now.Add(-time.Duration(epoch) * s.interval))
-}
-
-// awaitingAnchor reports whether s is a session we responded to whose
-// receive epochs no authenticated message has anchored yet.
-func (s *session) awaitingAnchor() bool {
-	return !s.initiator && !s.confirmed.Load() && !s.received.Load()
 }
 
 // checkReplay validates a counter against the replay window.

@@ -13,6 +13,13 @@ const (
 	// far off still finds its key at short intervals.
 	WindowReach = 500 * time.Millisecond
 
+	// AnchorReach is how far, in time, the responder's receiver of a new
+	// session accepts epochs behind its own until the first authenticated
+	// message from the initiator anchors it (see
+	// NewAnchoringReceiver): the longest round trip over which a
+	// session starts at short intervals.
+	AnchorReach = 3 * time.Second
+
 	// MinWindow is the least number of epochs a receiver accepts on each
 	// side of its own, whatever the interval.
 	MinWindow = 2
@@ -22,6 +29,10 @@ const (
 // receiver's memory, for intervals far below any the protocol allows
 // (the bound only bites below WindowReach/maxWindow, about 8 ms).
 const maxWindow = 64
+
+// maxAnchorWindow bounds the epochs an unanchored receiver accepts behind
+// its own, for the same reason (AnchorReach reaches it only below 47 ms).
+const maxAnchorWindow = 64
 
 // keySize is the size of a transport secret, a chain value and a key.
 const keySize = 32

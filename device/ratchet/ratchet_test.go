@@ -731,26 +731,96 @@ func TestSenderNeverGoesBack(t *testing.T) {
 	}
 }
 
-// TestRestart checks that re-anchoring shifts the epochs the receiver
-// accepts, and that erased epochs stay erased.
-func TestRestart(t *testing.T) {
-	const interval = time.Second
+// TestAnchor checks the responder's receiver of a new session: before
+// Anchor it accepts the initiator's epochs from as far as AnchorReach
+// behind its own; Anchor on an opened message re-bases its clock on that
+// message's epoch and narrows the window to Window's; keys stay the
+// chain's, and only the first Anchor counts.
+func TestAnchor(t *testing.T) {
+	const interval = 50 * time.Millisecond
+	behind, ahead := Window(interval)
+	reach := uint32(AnchorReach / interval)
 	start := time.Now()
 	secret := testSecret(3)
-	want := refKeys(t, secret, 20)
+	want := refKeys(t, secret, 200)
 	s := secret
-	r := NewReceiver(&s, start, interval)
+	r := NewAnchoringReceiver(&s, start, interval)
 	defer r.Close()
-	later := start.Add(10 * interval)
-	r.Restart(later)
-	now := later.Add(interval / 2) // epoch 0 under the new anchor, 10 under the old
-	k, err := r.Key(1, now)
-	if err != nil || *k.raw != want[1] {
-		t.Fatalf("Key(1) after Restart: %v", err)
+
+	// 100 epochs in, the initiator's clock lags ours by 30 epochs (a
+	// 1.5 s round trip): more than Window's reach, less than AnchorReach.
+	now := start.Add(100*interval + interval/2)
+	if _, err := r.Key(100-reach-1, now); !errors.Is(err, ErrEpochOutOfWindow) {
+		t.Fatalf("Key beyond AnchorReach = %v, want ErrEpochOutOfWindow", err)
+	}
+	k, err := r.Key(70, now)
+	if err != nil || *k.raw != want[70] {
+		t.Fatalf("Key(70) before Anchor: %v", err)
 	}
 	k.Release()
-	if _, err := r.Key(10, now); !errors.Is(err, ErrEpochOutOfWindow) {
-		t.Fatalf("Key(10) after Restart = %v, want ErrEpochOutOfWindow", err)
+	checkReceiverInvariant(t, r, want)
+
+	r.Anchor(70, now)
+	if got := r.Epoch(now); got != 70 {
+		t.Fatalf("epoch after Anchor(70) = %d, want 70", got)
+	}
+	for _, e := range []uint32{70 - behind, 70, 70 + ahead} {
+		k, err := r.Key(e, now)
+		if err != nil || *k.raw != want[e] {
+			t.Fatalf("Key(%d) after Anchor: %v", e, err)
+		}
+		k.Release()
+	}
+	for _, e := range []uint32{70 - behind - 1, 70 + ahead + 1, 100} {
+		if _, err := r.Key(e, now); !errors.Is(err, ErrEpochOutOfWindow) {
+			t.Fatalf("Key(%d) after Anchor = %v, want ErrEpochOutOfWindow", e, err)
+		}
+	}
+	checkReceiverInvariant(t, r, want)
+
+	// A second Anchor, as a forged or replayed message would ask for,
+	// changes nothing.
+	r.Anchor(3, now)
+	if got := r.Epoch(now); got != 70 {
+		t.Fatalf("a second Anchor moved the epoch to %d", got)
+	}
+	later := now.Add(10 * interval)
+	k, err = r.Key(80, later)
+	if err != nil || *k.raw != want[80] {
+		t.Fatalf("Key(80) 10 epochs after Anchor: %v", err)
+	}
+	k.Release()
+	checkReceiverInvariant(t, r, want)
+}
+
+// TestAnchorBoundsForgedEpochs checks that an unanchored receiver, whose
+// window is widest, still derives nothing for an epoch outside it, so
+// that an unauthenticated packet naming the largest epoch costs nothing,
+// and that a receiver from NewReceiver does not anchor at all.
+func TestAnchorBoundsForgedEpochs(t *testing.T) {
+	const interval = 50 * time.Millisecond
+	start := time.Now()
+	now := start.Add(interval / 2)
+	s := testSecret(4)
+	r := NewAnchoringReceiver(&s, start, interval)
+	defer r.Close()
+	_, ahead := Window(interval)
+	for _, e := range []uint32{math.MaxUint32, 1 << 20, ahead + 1} {
+		before := r.d.steps
+		if _, err := r.Key(e, now); !errors.Is(err, ErrEpochOutOfWindow) {
+			t.Fatalf("Key(%d) = %v, want ErrEpochOutOfWindow", e, err)
+		}
+		if r.d.steps != before {
+			t.Fatalf("Key(%d) took %d chain steps", e, r.d.steps-before)
+		}
+	}
+
+	s = testSecret(4)
+	plain := NewReceiver(&s, start, interval)
+	defer plain.Close()
+	plain.Anchor(0, start.Add(100*interval))
+	if got := plain.Epoch(start.Add(100 * interval)); got != 100 {
+		t.Fatalf("Anchor moved a receiver from NewReceiver to epoch %d", got)
 	}
 }
 

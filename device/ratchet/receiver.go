@@ -18,25 +18,30 @@ import (
 // the only way to reach an epoch, and an erased one cannot be reached
 // again.
 type Receiver struct {
-	interval      time.Duration
-	behind, ahead uint32
-
-	// start anchors epoch 0; Restart replaces it.
+	interval time.Duration
+	ahead    uint32
+	narrow   uint32 // how far behind the window reaches once anchored
+	// behind is how far behind the window reaches now: narrow, or up to
+	// AnchorReach's worth of epochs until Anchor. Anchor changes it and
+	// start together under mu.
+	behind atomic.Uint32
+	// start anchors epoch 0; Anchor may move it once.
 	start atomic.Pointer[time.Time]
 	// slots hold every derived, unerased key: the key of epoch e, for
 	// floor <= e < next, sits at slots[e%len(slots)]. len(slots) is
-	// behind+ahead+1, the widest span of epochs ever held at once.
-	// Readers load them without the lock.
+	// behind+ahead+1 for the widest behind, the widest span of epochs
+	// ever held at once. Readers load them without the lock.
 	slots []atomic.Pointer[Key]
-
-	// mu guards everything below and serializes changes to slots.
-	mu     sync.Mutex
-	chain  [keySize]byte // chain_next
-	next   uint64        // the lowest epoch not derived yet
-	top    uint64        // the latest local epoch seen
-	floor  uint64        // keys of epochs below are erased
-	d      deriver
-	closed bool
+	// mu guards everything below and serializes changes to slots, start
+	// and behind.
+	mu       sync.Mutex
+	chain    [keySize]byte // chain_next
+	next     uint64        // the lowest epoch not derived yet
+	top      uint64        // the latest local epoch seen
+	floor    uint64        // keys of epochs below are erased
+	d        deriver
+	anchored bool // Anchor has run, or there is nothing to anchor
+	closed   bool
 }
 
 // NewReceiver returns the Receiver for a direction whose transport secret
@@ -46,15 +51,35 @@ type Receiver struct {
 // every packet with the secret itself, as WireGuard does. The key of epoch
 // 0 is made at once, so the secret is kept only inside it.
 func NewReceiver(secret *[32]byte, start time.Time, interval time.Duration) *Receiver {
+	return newReceiver(secret, start, interval, 0)
+}
+
+// NewAnchoringReceiver is NewReceiver for a direction whose sender starts
+// its clock up to a round trip after start, as the initiator of a session
+// does after the responder. Until Anchor, its window reaches back as far
+// as AnchorReach (at least as far as Window's), so that the sender's
+// first messages find their keys however late they look here; Anchor then
+// lines the clocks up and narrows the window to Window's.
+func NewAnchoringReceiver(secret *[32]byte, start time.Time, interval time.Duration) *Receiver {
+	return newReceiver(secret, start, interval, AnchorReach)
+}
+
+func newReceiver(secret *[32]byte, start time.Time, interval, reach time.Duration) *Receiver {
 	interval = max(interval, 0)
 	behind, ahead := Window(interval)
+	wide := behind
+	if interval > 0 {
+		wide = max(wide, uint32(min((reach+interval-1)/interval, maxAnchorWindow)))
+	}
 	r := &Receiver{
 		interval: interval,
-		behind:   behind,
 		ahead:    ahead,
-		slots:    make([]atomic.Pointer[Key], behind+ahead+1),
+		narrow:   behind,
+		slots:    make([]atomic.Pointer[Key], wide+ahead+1),
 		d:        newDeriver(),
+		anchored: reach == 0 || interval == 0,
 	}
+	r.behind.Store(wide)
 	r.start.Store(&start)
 	r.chain = *secret
 	clear(secret[:])
@@ -70,29 +95,30 @@ func NewReceiver(secret *[32]byte, start time.Time, interval time.Duration) *Rec
 // Key returns the key of epoch, named by a packet, with a reference taken
 // for the caller, who must Release it. The epoch must lie in the window
 // [cur-behind, cur+ahead] around cur, the local epoch of now (see
-// Window), and its key must not be erased yet; otherwise Key returns
-// ErrEpochOutOfWindow, having derived nothing. An epoch ahead of those
-// derived so far costs one key derivation per epoch up to it, at most
-// behind+ahead+1, besides the chain steps Advance would have taken. It
-// takes no lock and does not allocate when the key is already derived.
-// After Close it returns ErrClosed.
+// Window and NewAnchoringReceiver), and its key must not be erased yet;
+// otherwise Key returns ErrEpochOutOfWindow, having derived nothing. An
+// epoch ahead of those derived so far costs one key derivation per epoch
+// up to it, at most behind+ahead+1, besides the chain steps Advance would
+// have taken. It takes no lock and does not allocate when the key is
+// already derived. After Close it returns ErrClosed.
 func (r *Receiver) Key(epoch uint32, now time.Time) (*Key, error) {
-	cur := epochAt(*r.start.Load(), now, r.interval)
-	lo, hi := windowOf(cur, r.behind, r.ahead)
 	e := uint64(epoch)
-	if e < lo || e > hi {
+	if !r.inWindow(e, now) {
 		return nil, ErrEpochOutOfWindow
 	}
 	if k := r.slot(e).Load(); k != nil && k.Epoch == epoch && k.tryAcquire() {
 		return k, nil
 	}
-
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil, ErrClosed
 	}
-	r.advanceLocked(cur)
+	// Anchor may have moved the window since the check above.
+	if !r.inWindow(e, now) {
+		return nil, ErrEpochOutOfWindow
+	}
+	r.advanceLocked(r.epochAt(now))
 	if e < r.floor {
 		return nil, ErrEpochOutOfWindow
 	}
@@ -102,18 +128,28 @@ func (r *Receiver) Key(epoch uint32, now time.Time) (*Key, error) {
 	return k, nil
 }
 
+// inWindow reports whether epoch e lies in the window around now's epoch.
+func (r *Receiver) inWindow(e uint64, now time.Time) bool {
+	lo, hi := windowOf(r.epochAt(now), r.behind.Load(), r.ahead)
+	return e >= lo && e <= hi
+}
+
+// epochAt returns the local epoch of now.
+func (r *Receiver) epochAt(now time.Time) uint64 {
+	return epochAt(*r.start.Load(), now, r.interval)
+}
+
 // Advance moves to now's epoch: it erases the keys of epochs behind the
 // window and derives those up to its front. A periodic call keeps keys
 // erased on schedule while nothing arrives.
 func (r *Receiver) Advance(now time.Time) {
-	cur := epochAt(*r.start.Load(), now, r.interval)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return
 	}
-	r.advanceLocked(cur)
-	_, hi := windowOf(r.top, r.behind, r.ahead)
+	r.advanceLocked(r.epochAt(now))
+	_, hi := windowOf(r.top, r.behind.Load(), r.ahead)
 	r.deriveLocked(hi)
 }
 
@@ -122,7 +158,7 @@ func (r *Receiver) Advance(now time.Time) {
 // epochs that fell behind it before they were ever derived.
 func (r *Receiver) advanceLocked(cur uint64) {
 	r.top = max(r.top, cur)
-	floor, _ := windowOf(r.top, r.behind, r.ahead)
+	floor, _ := windowOf(r.top, r.behind.Load(), r.ahead)
 	if floor <= r.floor {
 		return
 	}
@@ -156,15 +192,25 @@ func (r *Receiver) Epoch(now time.Time) uint32 {
 	return uint32(epochAt(*r.start.Load(), now, r.interval))
 }
 
-// Restart re-anchors epoch 0 at start, as a responder may do when the
-// first transport packet arrives, to line its epochs up with the
-// initiator's. It changes only how time maps to epochs: erased keys stay
-// erased and the latest epoch seen does not go back, so it is meant to be
-// called early in a session.
-func (r *Receiver) Restart(start time.Time) {
+// Anchor lines the receiver's clock up with the sender's, on a message
+// that names epoch, arrived at now, and that the caller has opened with
+// this Receiver's key of that epoch, so that the sender really used it.
+// Epoch 0 moves to now - epoch*interval and the window narrows to
+// Window's; keys erased stay erased and the window never moves back past
+// them. Only the first call on a Receiver from NewAnchoringReceiver does
+// anything: a message never moves the clock unless it proved its key.
+func (r *Receiver) Anchor(epoch uint32, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed || r.anchored {
+		return
+	}
+	r.anchored = true
+	start := now.Add(-time.Duration(epoch) * r.interval)
 	r.start.Store(&start)
+	r.behind.Store(r.narrow)
+	r.top = uint64(epoch)
+	r.advanceLocked(r.top)
 }
 
 // Close erases the chain and drops the Receiver's references to all keys,
