@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/hoprd/hoprd/device"
+	"github.com/hoprd/hoprd/internal/peercred"
 )
 
 // MaxRequestSize bounds a request line; longer requests are refused.
@@ -186,6 +187,14 @@ const (
 // handle answers one request on c.
 func (s *Server) handle(c net.Conn) {
 	defer c.Close()
+	// The socket's mode says the same; this holds even while it does not
+	// yet (between bind and chmod) or if someone changes it.
+	if uc, ok := c.(*net.UnixConn); ok {
+		if uid, trusted, err := peercred.Trusted(uc); !trusted {
+			s.log.Debug("control socket: refused a client", "uid", uid, "err", err)
+			return
+		}
+	}
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	line, err := readLine(c)
 	var resp Response
@@ -259,15 +268,25 @@ func Status(path string) (*device.Status, error) {
 }
 
 // Running lists the interface names whose sockets are in runDir.
+// A directory this user may not read is an ErrPermission, not an empty
+// list: a daemon may well run there.
 func Running(runDir string) ([]string, error) {
-	m, err := filepath.Glob(filepath.Join(runDir, "*.sock"))
-	if err != nil {
-		return nil, err
+	entries, err := os.ReadDir(runDir)
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		return nil, fmt.Errorf("%w: cannot list %s: run as root or as the daemon's user",
+			ErrPermission, runDir)
+	case errors.Is(err, os.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("list %s: %w", runDir, err)
 	}
-	names := make([]string, 0, len(m))
-	for _, p := range m {
-		b := filepath.Base(p)
-		names = append(names, b[:len(b)-len(".sock")])
+	var names []string
+	for _, e := range entries {
+		if name, ok := strings.CutSuffix(e.Name(), ".sock"); ok && name != "" &&
+			e.Type()&os.ModeSocket != 0 {
+			names = append(names, name)
+		}
 	}
 	return names, nil
 }

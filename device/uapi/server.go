@@ -18,6 +18,7 @@ import (
 
 	"github.com/hoprd/hoprd/device"
 	"github.com/hoprd/hoprd/handshake"
+	"github.com/hoprd/hoprd/internal/peercred"
 	"golang.org/x/sys/unix"
 )
 
@@ -206,9 +207,9 @@ func (s *Server) serve() {
 // and the client is root or the server's own user (the socket's mode
 // already says so; this holds even if the mode is changed).
 func (s *Server) admit(c *net.UnixConn) bool {
-	uid, err := peerUID(c)
-	if err != nil || (uid != 0 && uid != uint32(os.Geteuid())) {
-		s.log.Warn("configuration socket: refused a client", "uid", uid, "err", err)
+	// Debug, not Warn: any local user can connect, as often as it likes.
+	if uid, ok, err := peercred.Trusted(c); !ok {
+		s.log.Debug("configuration socket: refused a client", "uid", uid, "err", err)
 		return false
 	}
 	select {
@@ -245,25 +246,6 @@ func (s *Server) release(c net.Conn) {
 	delete(s.conns, c)
 	s.connsMu.Unlock()
 	<-s.slots
-}
-
-// peerUID returns the user id of the process at the other end of c.
-func peerUID(c *net.UnixConn) (uint32, error) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var cred *unix.Ucred
-	var credErr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return 0, err
-	}
-	if credErr != nil {
-		return 0, credErr
-	}
-	return cred.Uid, nil
 }
 
 // handle serves the requests of one connection.
