@@ -58,6 +58,13 @@ func mustKey(t testing.TB) handshake.PrivateKey {
 
 // newTestPair starts two devices that know each other, speaking proto with
 // the given hop interval and timers.
+// hsPending returns the index of p's initiation in flight, 0 if none.
+func hsPending(p *Peer) uint32 {
+	p.hsMu.Lock()
+	defer p.hsMu.Unlock()
+	return p.hsIndex
+}
+
 func newTestPair(
 	t testing.TB,
 	proto *handshake.Protocol,
@@ -293,6 +300,12 @@ func TestCrossedInitiations(t *testing.T) {
 					RekeyTimeout-time.Second)
 			}
 		}
+		// The side that answered must not count its voided initiation as
+		// still in flight: its retries would run on the old round's clock
+		// and give up early.
+		waitUntil(t, 2*time.Second, "no initiation left pending", func() bool {
+			return hsPending(tp.pa) == 0 && hsPending(tp.pb) == 0
+		})
 		tp.a.Close()
 		tp.b.Close()
 	}
