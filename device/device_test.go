@@ -616,3 +616,61 @@ func TestInstallInitiatedKeeps(t *testing.T) {
 		})
 	}
 }
+
+// TestPresharedKeyMismatchShown gives the two sides different preshared
+// keys: the initiator's handshakes then fail at the response, and its
+// status must say so on the peer, not "no handshake response".
+func TestPresharedKeyMismatchShown(t *testing.T) {
+	binds := bindtest.NewChannelBinds()
+	tunA, tunB := tuntest.NewChannelTUN(), tuntest.NewChannelTUN()
+	keyA, keyB := mustKey(t), mustKey(t)
+	timers := Timers{RekeyTimeout: 200 * time.Millisecond, RekeyAttemptTime: time.Second}
+	a, err := New(Config{PrivateKey: keyA, TUN: tunA.TUN(), Bind: binds[0],
+		Logger: testLogger(t), Timers: timers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := New(Config{PrivateKey: keyB, TUN: tunB.TUN(), Bind: binds[1],
+		Logger: testLogger(t), Timers: timers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	pa, err := a.AddPeer(PeerConfig{Name: "b", PublicKey: keyB.PublicKey(),
+		Protocol: handshake.Hop, PresharedKey: handshake.PresharedKey{1},
+		Endpoint:   netip.MustParseAddrPort("127.0.0.1:1"),
+		AllowedIPs: []netip.Prefix{netip.PrefixFrom(addrB, 32)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.AddPeer(PeerConfig{Name: "a", PublicKey: keyA.PublicKey(),
+		Protocol: handshake.Hop, PresharedKey: handshake.PresharedKey{2},
+		Endpoint:   netip.MustParseAddrPort("127.0.0.1:2"),
+		AllowedIPs: []netip.Prefix{netip.PrefixFrom(addrA, 32)}}); err != nil {
+		t.Fatal(err)
+	}
+	tunA.Outbound <- udpPacket(addrA, addrB, 1, 100)
+	// Past RekeyAttemptTime, so that the round of attempts has given up.
+	waitUntil(t, 5*time.Second, "the peer's problem", func() bool {
+		return pa.drops[DropHandshakeRejected].Load() > 1 &&
+			strings.Contains(peerProblem(a, "b"), "preshared key")
+	})
+	time.Sleep(timers.RekeyAttemptTime + timers.RekeyTimeout)
+	if got := peerProblem(a, "b"); !strings.Contains(got, "preshared key") {
+		t.Fatalf("problem after giving up = %q, want the preshared key named", got)
+	}
+	if n := a.Status().Drops["handshake_rejected"]; n != 0 {
+		t.Errorf("%d rejected responses counted on the interface, not the peer", n)
+	}
+}
+
+// peerProblem returns the problem d's status shows for its peer name.
+func peerProblem(d *Device, name string) string {
+	for _, ps := range d.Status().Peers {
+		if ps.Name == name {
+			return ps.Problem
+		}
+	}
+	return ""
+}

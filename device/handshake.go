@@ -234,16 +234,25 @@ func (d *Device) initiationFailed(hs *handshake.Handshake, msg []byte, err error
 
 // handleResponse completes a handshake we initiated.
 func (d *Device) handleResponse(msg []byte, ep conn.Endpoint) {
+	var claimed *Peer // the peer whose initiation the response names
 	hs, s, err := handshake.ConsumeResponse(d.identity, msg,
 		func(idx uint32) *handshake.Handshake {
 			e := d.indices.lookup(idx)
 			if e.peer == nil || e.sess != nil {
 				return nil
 			}
+			claimed = e.peer
 			return e.peer.hs
 		})
 	if err != nil {
-		d.drops.add(DropHandshakeRejected, 1)
+		if claimed == nil {
+			d.drops.add(DropHandshakeRejected, 1)
+			return
+		}
+		// Its mac1 was right and it names our initiation, yet it does not
+		// authenticate: most often the two sides' preshared keys differ.
+		claimed.drops.add(DropHandshakeRejected, 1)
+		claimed.noteProblem(problemResponseRejected)
 		return
 	}
 	p := d.Peer(hs.Remote())
@@ -266,6 +275,11 @@ func (d *Device) handleResponse(msg []byte, ep conn.Endpoint) {
 	p.installInitiated(sess)
 	p.lastProblem.Store(nil)
 }
+
+// problemResponseRejected is the problem status shows for a peer whose
+// handshake responses fail to authenticate.
+const problemResponseRejected = "handshake responses from the peer fail to authenticate: " +
+	"check that both sides use the same preshared key (preshared_key_file)"
 
 // handleCookieReply stores the cookie a loaded peer sent us.
 func (d *Device) handleCookieReply(msg []byte) {
@@ -342,7 +356,10 @@ func (d *Device) retryHandshake(p *Peer) {
 		return
 	}
 	if gaveUp {
-		p.noteProblem("no handshake response within " + d.timers.RekeyAttemptTime.String())
+		// Responses that arrived and failed say more than "no response".
+		if msg := p.lastProblem.Load(); msg == nil || *msg != problemResponseRejected {
+			p.noteProblem("no handshake response within " + d.timers.RekeyAttemptTime.String())
+		}
 		p.mu.Lock()
 		p.dropStagedLocked()
 		p.mu.Unlock()
