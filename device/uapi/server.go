@@ -67,7 +67,8 @@ type Server struct {
 // 0600, created in a private directory and linked into place, so it is
 // never reachable with looser permissions), and serves requests until
 // Close. A stale socket is replaced; one a live process answers on is
-// ErrSocketInUse.
+// ErrSocketInUse. The private directories that servers of the same name
+// killed while starting left behind are removed (removeStaleStaging).
 func Listen(cfg Config) (*Server, error) {
 	if cfg.Dir == "" {
 		cfg.Dir = SocketDir
@@ -84,6 +85,11 @@ func Listen(cfg Config) (*Server, error) {
 	}
 	if err := claimPath(path); err != nil {
 		return nil, err
+	}
+	// Litter only: a directory that cannot be removed does not stop the
+	// socket from being served.
+	if err := removeStaleStaging(cfg.Dir, cfg.Name); err != nil {
+		cfg.Logger.Warn("configuration socket: stale staging directory left", "err", err)
 	}
 	ln, err := listenPrivately(cfg.Dir, cfg.Name, path)
 	if err != nil {
@@ -132,15 +138,78 @@ func claimPath(path string) error {
 	return nil
 }
 
+// stagedSocket is the name of the socket in a staging directory.
+const stagedSocket = "s"
+
+// stagingPrefix begins the name of the staging directories of interface
+// name; os.MkdirTemp ends it with decimal digits.
+func stagingPrefix(name string) string { return "." + name + "." }
+
+// isStagingDir reports whether entry names a staging directory of
+// interface name. The digits must make up all the rest, so that the
+// directories of "wg.0" are never taken for those of "wg".
+func isStagingDir(entry, name string) bool {
+	rest, ok := strings.CutPrefix(entry, stagingPrefix(name))
+	if !ok || rest == "" {
+		return false
+	}
+	for _, c := range rest {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// removeStaleStaging removes the staging directories that listenPrivately
+// leaves behind when a server of the same name is killed while it starts:
+// directories in dir named as isStagingDir says, owned by this user, whose
+// socket nothing answers on. One whose socket answers belongs to a server
+// starting now, and is left to it.
+func removeStaleStaging(dir, name string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("look for stale staging directories in %s: %w", dir, err)
+	}
+	var errs []error
+	for _, e := range entries {
+		if !isStagingDir(e.Name(), name) {
+			continue
+		}
+		tmp := filepath.Join(dir, e.Name())
+		fi, err := os.Lstat(tmp)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // its server has just removed it
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("inspect %s: %w", tmp, err))
+			continue
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !fi.IsDir() || !ok || st.Uid != uint32(os.Geteuid()) {
+			continue
+		}
+		staged := filepath.Join(tmp, stagedSocket)
+		if c, err := net.DialTimeout("unix", staged, time.Second); err == nil {
+			c.Close()
+			continue
+		}
+		if err := os.RemoveAll(tmp); err != nil {
+			errs = append(errs, fmt.Errorf("remove stale staging directory %s: %w", tmp, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // listenPrivately binds the socket in a fresh mode-0700 directory, sets
 // its mode to 0600 and only then links it to path.
 func listenPrivately(dir, name, path string) (*net.UnixListener, error) {
-	tmp, err := os.MkdirTemp(dir, "."+name+".")
+	tmp, err := os.MkdirTemp(dir, stagingPrefix(name))
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
 	defer os.RemoveAll(tmp)
-	staged := filepath.Join(tmp, "s")
+	staged := filepath.Join(tmp, stagedSocket)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: staged, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
@@ -410,7 +479,8 @@ func (w *replyWriter) key(key string, k []byte) {
 // apply carries out a set request, in the protocol's order: replace_peers,
 // the private key, the listen port, the fwmark, then each peer section. It
 // stops at the first change that fails; the changes before it stay made,
-// as with WireGuard's own implementations.
+// as with WireGuard's own implementations, but a peer section that fails
+// leaves its peer as it was (applyPeer).
 func (s *Server) apply(set *Set) error {
 	d := s.cfg.Device
 	if set.ReplacePeers {
@@ -461,7 +531,9 @@ func (s *Server) setPrivateKey(k handshake.PrivateKey) error {
 	return nil
 }
 
-// applyPeer carries out one peer section.
+// applyPeer carries out one peer section. Each section is all or nothing:
+// when it fails, the peer is as it was before the section, so that the
+// request can be repeated and fails the same way.
 func (s *Server) applyPeer(ps *PeerSet) error {
 	d := s.cfg.Device
 	if d.HasPrivateKey() && ps.PublicKey.Equal(d.PublicKey()) {
@@ -479,15 +551,27 @@ func (s *Server) applyPeer(ps *PeerSet) error {
 	case p == nil:
 		return s.addPeer(ps)
 	}
-	changed := false // a "wg syncconf" of the same config changes nothing
-	if ps.PresharedKey != nil {
-		changed = p.SetPresharedKey(*ps.PresharedKey) || changed
+	return s.updatePeer(p, ps)
+}
+
+// updatePeer changes an existing peer as ps asks. The changes that can
+// fail, the allowed IPs with their routes and then the endpoint, come
+// first, and a failure undoes those made before it; the preshared key and
+// the keepalive, which cannot fail, come last.
+func (s *Server) updatePeer(p *device.Peer, ps *PeerSet) error {
+	undo, changed, err := s.setAllowedIPs(p, ps)
+	if err != nil {
+		return err
 	}
 	if ps.Endpoint.IsValid() && ps.Endpoint.String() != p.Endpoint() {
 		if err := p.SetEndpoint(ps.Endpoint); err != nil {
-			return fmt.Errorf("set endpoint of %q: %w", p.Name(), err)
+			err = fmt.Errorf("set endpoint of %q: %w", p.Name(), err)
+			return errors.Join(err, undo())
 		}
 		changed = true
+	}
+	if ps.PresharedKey != nil {
+		changed = p.SetPresharedKey(*ps.PresharedKey) || changed
 	}
 	if ps.PersistentKeepalive != nil {
 		was := p.PersistentKeepalive()
@@ -498,28 +582,57 @@ func (s *Server) applyPeer(ps *PeerSet) error {
 		}
 		changed = changed || was != every
 	}
-	if ps.ReplaceAllowedIPs || len(ps.AllowedIPs) > 0 {
-		var have []netip.Prefix
-		if !ps.ReplaceAllowedIPs {
-			have = p.AllowedIPs()
-		}
-		added, removed, err := d.SetAllowedIPs(ps.PublicKey, applyAllowedIPs(have, ps.AllowedIPs))
-		if err != nil {
-			return err
-		}
-		if err := s.routes(added, removed); err != nil {
-			return err
-		}
-		changed = changed || len(added) > 0 || len(removed) > 0
-	}
-	if changed {
+	if changed { // a "wg syncconf" of the same config changes nothing
 		s.log.Info("peer updated", "peer", p.Name())
 	}
 	return nil
 }
 
-// addPeer creates the peer a section describes; it speaks WireGuard.
+// setAllowedIPs gives p the allowed IPs ps asks for, and their routes. When
+// it fails, p keeps the allowed IPs and routes it had. When it succeeds, it
+// returns a function that puts them back, and whether they changed.
+func (s *Server) setAllowedIPs(
+	p *device.Peer,
+	ps *PeerSet,
+) (undo func() error, changed bool, err error) {
+	if !ps.ReplaceAllowedIPs && len(ps.AllowedIPs) == 0 {
+		return func() error { return nil }, false, nil
+	}
+	d := s.cfg.Device
+	old := p.AllowedIPs()
+	var have []netip.Prefix
+	if !ps.ReplaceAllowedIPs {
+		have = old
+	}
+	// SetAllowedIPs checks every prefix before it changes any, so a prefix
+	// another peer holds leaves p as it was.
+	added, removed, err := d.SetAllowedIPs(p.PublicKey(), applyAllowedIPs(have, ps.AllowedIPs))
+	if err != nil {
+		return nil, false, err
+	}
+	restore := func() error {
+		// Requests are serialized, so no other peer can have claimed the
+		// prefixes p gave up in the meantime.
+		if _, _, err := d.SetAllowedIPs(p.PublicKey(), old); err != nil {
+			return fmt.Errorf("restore allowed ips of %q: %w", p.Name(), err)
+		}
+		return nil
+	}
+	if err := s.routes(added, removed); err != nil {
+		err = fmt.Errorf("route allowed ips of %q: %w", p.Name(), err)
+		return nil, false, errors.Join(err, restore())
+	}
+	undo = func() error {
+		return errors.Join(restore(), s.undoRoutes(added, removed))
+	}
+	return undo, len(added) > 0 || len(removed) > 0, nil
+}
+
+// addPeer creates the peer a section describes; it speaks WireGuard. When
+// its routes cannot be added, the peer is removed again, so that the
+// request changes nothing.
 func (s *Server) addPeer(ps *PeerSet) error {
+	d := s.cfg.Device
 	pc := device.PeerConfig{
 		PublicKey:  ps.PublicKey,
 		Protocol:   handshake.WireGuard,
@@ -530,49 +643,94 @@ func (s *Server) addPeer(ps *PeerSet) error {
 		pc.PresharedKey = *ps.PresharedKey
 	}
 	defer pc.PresharedKey.Zero()
-	if ps.PersistentKeepalive != nil {
-		pc.PersistentKeepalive = time.Duration(*ps.PersistentKeepalive) * time.Second
-	}
-	p, err := s.cfg.Device.AddPeer(pc)
+	// The keepalive is set only once the routes are in: AddPeer would
+	// contact the peer at once, before the peer is sure to stay.
+	p, err := d.AddPeer(pc)
 	if errors.Is(err, device.ErrPeerExists) {
 		// Only the short name, the key's first characters, can clash.
 		pc.Name = ps.PublicKey.String()
-		p, err = s.cfg.Device.AddPeer(pc)
+		p, err = d.AddPeer(pc)
 	}
 	if err != nil {
 		return err
 	}
-	// AddPeer contacts a peer with a persistent keepalive at once.
-	if err := s.routes(pc.AllowedIPs, nil); err != nil {
+	allowed := p.AllowedIPs()
+	if err := s.routes(allowed, nil); err != nil {
+		err = fmt.Errorf("route allowed ips of new peer %q: %w", p.Name(), err)
+		if rerr := d.RemovePeer(p.PublicKey()); rerr != nil {
+			rerr = fmt.Errorf("remove new peer %q again: %w", p.Name(), rerr)
+			return errors.Join(err, rerr)
+		}
 		return err
 	}
+	if ps.PersistentKeepalive != nil && *ps.PersistentKeepalive > 0 {
+		p.SetPersistentKeepalive(time.Duration(*ps.PersistentKeepalive) * time.Second)
+		if p.Endpoint() != "" {
+			// As WireGuard does: a peer kept alive is contacted at once.
+			p.SendKeepalive()
+		}
+	}
 	s.log.Info("peer added", "peer", p.Name(), "mode", p.Protocol().Name,
-		"allowed_ips", pc.AllowedIPs)
+		"allowed_ips", allowed)
 	return nil
 }
 
-// removePeer removes p and the routes of its allowed IPs.
+// removePeer removes p and the routes of its allowed IPs. The routes go
+// first: removing the peer cannot fail, so a route that cannot be removed
+// leaves p, and the routes it had, in place.
 func (s *Server) removePeer(p *device.Peer) error {
-	prefixes := p.AllowedIPs()
+	if err := s.routes(nil, p.AllowedIPs()); err != nil {
+		return fmt.Errorf("remove peer %q: %w", p.Name(), err)
+	}
+	// ErrUnknownPeer says the peer is gone already, which is what was asked.
 	if err := s.cfg.Device.RemovePeer(p.PublicKey()); err != nil &&
 		!errors.Is(err, device.ErrUnknownPeer) {
-		return err
+		return fmt.Errorf("remove peer %q: %w", p.Name(), err)
 	}
 	s.log.Info("peer removed", "peer", p.Name())
-	return s.routes(nil, prefixes)
+	return nil
 }
 
-// routes adds and removes kernel routes when the server manages them.
+// routes adds and removes kernel routes when the server manages them. It
+// is all or nothing too: on a failure it undoes the changes it made, and
+// the error says why (and what could not be undone). Routes are added
+// before others are removed, since a failure is likelier when adding, and
+// the traffic that moves to another prefix then never lacks a route.
 func (s *Server) routes(added, removed []netip.Prefix) error {
-	if s.cfg.Routes == nil {
+	r := s.cfg.Routes
+	if r == nil {
+		return nil
+	}
+	for i, pfx := range added {
+		if err := r.AddRoute(pfx); err != nil {
+			return errors.Join(err, s.undoRoutes(added[:i], nil))
+		}
+	}
+	for i, pfx := range removed {
+		if err := r.RemoveRoute(pfx); err != nil {
+			return errors.Join(err, s.undoRoutes(added, removed[:i]))
+		}
+	}
+	return nil
+}
+
+// undoRoutes takes back a change of routes: it removes those added and
+// adds back those removed, carrying on past failures.
+func (s *Server) undoRoutes(added, removed []netip.Prefix) error {
+	r := s.cfg.Routes
+	if r == nil {
 		return nil
 	}
 	var errs []error
-	for _, pfx := range removed {
-		errs = append(errs, s.cfg.Routes.RemoveRoute(pfx))
-	}
 	for _, pfx := range added {
-		errs = append(errs, s.cfg.Routes.AddRoute(pfx))
+		if err := r.RemoveRoute(pfx); err != nil {
+			errs = append(errs, fmt.Errorf("undo: %w", err))
+		}
+	}
+	for _, pfx := range removed {
+		if err := r.AddRoute(pfx); err != nil {
+			errs = append(errs, fmt.Errorf("undo: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }

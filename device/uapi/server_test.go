@@ -28,24 +28,53 @@ import (
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 )
 
-// fakeRoutes records the routes a server adds and removes.
+// fakeRoutes records the routes a server adds and removes. Adding a
+// prefix in failAdd, or removing one in failRemove, fails as the kernel
+// can (a connected subnet of an underlay, say).
 type fakeRoutes struct {
-	mu     sync.Mutex
-	routes map[netip.Prefix]bool
+	mu         sync.Mutex
+	routes     map[netip.Prefix]bool
+	failAdd    map[netip.Prefix]bool
+	failRemove map[netip.Prefix]bool
 }
 
+// errFakeRoute is the failure of a route in failAdd or failRemove.
+var errFakeRoute = errors.New("fake route refused")
+
+// AddRoute records a route to p, unless p is in failAdd.
 func (f *fakeRoutes) AddRoute(p netip.Prefix) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failAdd[p.Masked()] {
+		return fmt.Errorf("add route %s: %w", p, errFakeRoute)
+	}
 	f.routes[p.Masked()] = true
 	return nil
 }
 
+// RemoveRoute forgets the route to p, unless p is in failRemove.
 func (f *fakeRoutes) RemoveRoute(p netip.Prefix) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failRemove[p.Masked()] {
+		return fmt.Errorf("remove route %s: %w", p, errFakeRoute)
+	}
 	delete(f.routes, p.Masked())
 	return nil
+}
+
+// fail makes adding the routes in add, and removing those in remove, fail
+// from now on; nil lists make every route work again.
+func (f *fakeRoutes) fail(add, remove []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failAdd, f.failRemove = map[netip.Prefix]bool{}, map[netip.Prefix]bool{}
+	for _, s := range add {
+		f.failAdd[netip.MustParsePrefix(s)] = true
+	}
+	for _, s := range remove {
+		f.failRemove[netip.MustParsePrefix(s)] = true
+	}
 }
 
 func (f *fakeRoutes) list() []string {
