@@ -146,11 +146,11 @@ func TestParseErrors(t *testing.T) {
 			`private_key_file = "k"`, `address = ["fd00::1/64"]`, `mtu = 1279`), 5,
 			"interface.mtu", "too small for an interface with an IPv6 address"},
 		{"hop_interval 10ms", iface(`hop_interval = "10ms"`), 5, "interface.hop_interval",
-			"10ms is out of range: want 50ms to 10m0s"},
+			"10ms is out of range: want 50ms to 10m"},
 		{"hop_interval 11m", iface(`hop_interval = "11m"`), 5, "interface.hop_interval",
-			"out of range"},
+			"11m is out of range: want 50ms to 10m"},
 		{"hop_interval just under", iface(`hop_interval = "49.999ms"`), 5,
-			"interface.hop_interval", "out of range"},
+			"interface.hop_interval", "49.999ms is out of range: want 50ms to 10m"},
 		{"hop_interval abc", iface(`hop_interval = "abc"`), 5, "interface.hop_interval",
 			"not a duration"},
 		{"hop_interval number", iface(`hop_interval = 1`), 5, "interface.hop_interval",
@@ -230,11 +230,15 @@ func TestParseErrors(t *testing.T) {
 
 		// Other peer values.
 		{"keepalive under a second", withPeer(`persistent_keepalive = "500ms"`), 9,
-			"peer[1].persistent_keepalive", "out of range"},
+			"peer[1].persistent_keepalive",
+			"500ms is out of range: want 0 (off) or 1s to 65535s"},
 		{"keepalive too long", withPeer(`persistent_keepalive = "65536s"`), 9,
-			"peer[1].persistent_keepalive", "out of range"},
+			"peer[1].persistent_keepalive",
+			"65536s is out of range: want 0 (off) or 1s to 65535s"},
 		{"keepalive fraction", withPeer(`persistent_keepalive = "1500ms"`), 9,
-			"peer[1].persistent_keepalive", "whole number of seconds"},
+			"peer[1].persistent_keepalive", "1500ms is not a whole number of seconds"},
+		{"keepalive fraction as written", withPeer(`persistent_keepalive = "1m0.5s"`), 9,
+			"peer[1].persistent_keepalive", "1m0.5s is not a whole number of seconds"},
 		{"keepalive as a number", withPeer(`persistent_keepalive = 25`), 9,
 			"peer[1].persistent_keepalive", "want a string"},
 		{"unknown mode", withPeer(`mode = "fast"`), 9, "peer[1].mode",
@@ -394,6 +398,56 @@ func TestParseValid(t *testing.T) {
 			}
 			tc.check(t, c)
 		})
+	}
+}
+
+// TestDurationMessages checks whole messages about durations: the value as
+// the file has it, the limits as a user would write them ("10m", not
+// "10m0s").
+func TestDurationMessages(t *testing.T) {
+	tests := []struct {
+		doc string
+		msg string
+	}{
+		{iface(`hop_interval = "10ms"`), "10ms is out of range: want 50ms to 10m"},
+		{iface(`hop_interval = "0.5h"`), "0.5h is out of range: want 50ms to 10m"},
+		{withPeer(`persistent_keepalive = "20h"`),
+			"20h is out of range: want 0 (off) or 1s to 65535s"},
+		{withPeer(`persistent_keepalive = "2.5s"`), "2.5s is not a whole number of seconds"},
+	}
+	for _, tc := range tests {
+		_, err := Parse([]byte(tc.doc), "/etc/hoprd/test.toml")
+		var e *Error
+		if !errors.As(err, &e) || e.Msg != tc.msg {
+			t.Errorf("error %v, want message %q", err, tc.msg)
+		}
+	}
+}
+
+func TestFormatDuration(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "0s"},
+		{50 * time.Millisecond, "50ms"},
+		{time.Second, "1s"},
+		{10 * time.Minute, "10m"},
+		{2 * time.Hour, "2h"},
+		{90 * time.Second, "90s"},
+		{65535 * time.Second, "65535s"},
+		{1500 * time.Microsecond, "1500us"},
+		{7, "7ns"},
+		{-time.Minute, "-1m"},
+	}
+	for _, tc := range tests {
+		got := formatDuration(tc.d)
+		if got != tc.want {
+			t.Errorf("formatDuration(%v) = %q, want %q", tc.d, got, tc.want)
+		}
+		if back, err := time.ParseDuration(got); err != nil || back != tc.d {
+			t.Errorf("%q parses back as %v, %v; want %v", got, back, err, tc.d)
+		}
 	}
 }
 

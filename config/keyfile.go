@@ -15,7 +15,8 @@ import (
 )
 
 // A key file holds one key in standard base64 (44 characters), optionally
-// followed by one newline, and nothing else. Only its owner may read or
+// followed by one newline ("\n", or "\r\n" as a file saved on Windows ends),
+// and nothing else. Only its owner may read or
 // write it. Buffers that held key text are erased before the functions
 // below return, and no error ever repeats what the file holds.
 
@@ -143,7 +144,7 @@ func ReadPresharedKeyFile(path string) (handshake.PresharedKey, error) {
 	if err != nil {
 		return handshake.PresharedKey{}, err
 	}
-	k, err := handshake.ParsePresharedKey(keyText(content))
+	k, err := decodeKey(content, handshake.ParsePresharedKey)
 	if err != nil {
 		return handshake.PresharedKey{}, badKeyFile(path, "preshared key", err)
 	}
@@ -158,20 +159,40 @@ func badKeyFile(path, what string, err error) *Error {
 }
 
 // DecodePrivateKey decodes the content of a private key file: a key in
-// standard base64 and at most one trailing newline. The error never
-// contains the input.
+// standard base64 and at most one trailing newline ("\n" or "\r\n"). The
+// error never contains the input.
 func DecodePrivateKey(b []byte) (handshake.PrivateKey, error) {
-	return handshake.ParsePrivateKey(keyText(b))
+	return decodeKey(b, handshake.ParsePrivateKey)
+}
+
+// decodeKey decodes the content of a key file with parse. When the text
+// still holds a carriage return once its newline is taken off (a line
+// ending in a lone "\r", say), the error says so: the parser's own error
+// only counts characters, and a carriage return is invisible.
+func decodeKey[K any](b []byte, parse func(string) (K, error)) (K, error) {
+	text := keyText(b)
+	k, err := parse(text)
+	switch {
+	case err == nil:
+	case strings.HasSuffix(text, "\r"):
+		err = fmt.Errorf("%w, as the line ends in a carriage return (\\r)", err)
+	case strings.IndexByte(text, '\r') >= 0:
+		err = fmt.Errorf("%w, as the text holds a carriage return (\\r)", err)
+	}
+	return k, err
 }
 
 // keyText returns the key characters of a key file's content, less one
-// trailing newline, as a string that shares b's memory: the handshake
-// parsers take strings, and a copy in a fresh string could not be erased.
-// The string must not be kept past the parse; the parsers keep nothing of
-// it.
+// trailing newline ("\n" or "\r\n"), as a string that shares b's memory:
+// the handshake parsers take strings, and a copy in a fresh string could
+// not be erased. The string must not be kept past the parse; the parsers
+// keep nothing of it.
 func keyText(b []byte) string {
 	if n := len(b); n > 0 && b[n-1] == '\n' {
 		b = b[:n-1]
+		if n := len(b); n > 0 && b[n-1] == '\r' {
+			b = b[:n-1]
+		}
 	}
 	if len(b) == 0 {
 		return ""

@@ -46,7 +46,11 @@ func TestReadPrivateKeyFile(t *testing.T) {
 		{"two newlines", testPrivate + "\n\n", 0o600, "not a private key file"},
 		{"trailing garbage", testPrivate + "\nxyz", 0o600, "not a private key file"},
 		{"trailing space", testPrivate + " ", 0o600, "not a private key file"},
-		{"CRLF", testPrivate + "\r\n", 0o600, "not a private key file"},
+		{"CRLF", testPrivate + "\r\n", 0o600, ""},
+		{"CR alone", testPrivate + "\r", 0o600,
+			"got 45, as the line ends in a carriage return (\\r)"},
+		{"CRLF twice", testPrivate + "\r\n\r\n", 0o600, "holds a carriage return"},
+		{"CR before LF", testPrivate + "\r\r\n", 0o600, "ends in a carriage return"},
 		{"leading space", " " + testPrivate, 0o600, "not a private key file"},
 		{"empty", "", 0o600, "not a private key file"},
 		{"short", testPrivate[:43] + "\n", 0o600, "got 43"},
@@ -254,6 +258,15 @@ func TestReadKeys(t *testing.T) {
 	}
 }
 
+func TestReadPresharedKeyFileCRLF(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "psk")
+	writeFile(t, path, pubB+"\r\n", 0o600)
+	k, err := ReadPresharedKeyFile(path)
+	if err != nil || k.Base64() != pubB {
+		t.Fatalf("ReadPresharedKeyFile of a key and CRLF: %v", err)
+	}
+}
+
 func TestDecodePrivateKey(t *testing.T) {
 	tests := []struct {
 		name string
@@ -264,6 +277,9 @@ func TestDecodePrivateKey(t *testing.T) {
 		{"newline", testPrivate + "\n", true},
 		{"two newlines", testPrivate + "\n\n", false},
 		{"CR", testPrivate + "\r", false},
+		{"CRLF", testPrivate + "\r\n", true},
+		{"CRLF only", "\r\n", false},
+		{"LF CR", testPrivate + "\n\r", false},
 		{"empty", "", false},
 		{"newline only", "\n", false},
 		{"hex", strings.Repeat("ab", 32), false},

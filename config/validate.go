@@ -219,10 +219,10 @@ func (v *validator) iface(t table) Interface {
 		v.checkMTU(t.key("mtu"), n, in.Addresses)
 		in.MTU = int(n)
 	}
-	if d, ok := v.duration(t, "hop_interval"); ok {
+	if d, text, ok := v.duration(t, "hop_interval"); ok {
 		if d < MinHopInterval || d > MaxHopInterval {
-			v.errorf(t.key("hop_interval"), "%v is out of range: want %v to %v",
-				d, MinHopInterval, MaxHopInterval)
+			v.errorf(t.key("hop_interval"), "%s is out of range: want %s to %s",
+				text, formatDuration(MinHopInterval), formatDuration(MaxHopInterval))
 		}
 		in.HopInterval = d
 	}
@@ -310,8 +310,8 @@ func (v *validator) peer(t table) Peer {
 		p.Endpoint = s
 	}
 	p.AllowedIPs = v.allowedIPs(t)
-	if d, ok := v.duration(t, "persistent_keepalive"); ok {
-		v.checkKeepalive(t.key("persistent_keepalive"), d)
+	if d, text, ok := v.duration(t, "persistent_keepalive"); ok {
+		v.checkKeepalive(t.key("persistent_keepalive"), d, text)
 		p.PersistentKeepalive = d
 	}
 	if s, ok := v.str(t, "mode", false); ok {
@@ -378,15 +378,16 @@ func (v *validator) allowedIPs(t table) []netip.Prefix {
 	return out
 }
 
-// checkKeepalive checks a persistent_keepalive: 0, or whole seconds from
-// 1s to MaxPersistentKeepalive.
-func (v *validator) checkKeepalive(key string, d time.Duration) {
+// checkKeepalive checks a persistent_keepalive d, written as text: 0, or
+// whole seconds from 1s to MaxPersistentKeepalive.
+func (v *validator) checkKeepalive(key string, d time.Duration, text string) {
 	switch {
 	case d == 0:
 	case d < time.Second || d > MaxPersistentKeepalive:
-		v.errorf(key, "%v is out of range: want 0 (off) or 1s to %v", d, MaxPersistentKeepalive)
+		v.errorf(key, "%s is out of range: want 0 (off) or 1s to %s",
+			text, formatDuration(MaxPersistentKeepalive))
 	case d%time.Second != 0:
-		v.errorf(key, "%v is not a whole number of seconds", d)
+		v.errorf(key, "%s is not a whole number of seconds", text)
 	}
 }
 
@@ -422,19 +423,20 @@ func (v *validator) integer(t table, name string) (int64, bool) {
 }
 
 // duration returns the duration a key of t holds as a string such as
-// "100ms", if it is present and valid.
-func (v *validator) duration(t table, name string) (time.Duration, bool) {
+// "100ms", and that string, to quote back as the user wrote it, if it is
+// present and valid.
+func (v *validator) duration(t table, name string) (time.Duration, string, bool) {
 	s, ok := v.str(t, name, false)
 	if !ok {
-		return 0, false
+		return 0, "", false
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		v.errorf(t.key(name), "%q is not a duration: write a number and a unit, "+
 			`like "1s" or "100ms"`, s)
-		return 0, false
+		return 0, "", false
 	}
-	return d, true
+	return d, s, true
 }
 
 // path returns a file path a key of t holds, resolved against the config

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
+	"time"
 	"unicode"
 )
 
@@ -167,4 +169,29 @@ func checkHostname(s string) error {
 		return bad
 	}
 	return nil
+}
+
+// durationUnits are the units of formatDuration above nanoseconds, longest
+// first.
+var durationUnits = []struct {
+	d    time.Duration
+	name string
+}{
+	{time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"},
+	{time.Millisecond, "ms"}, {time.Microsecond, "us"},
+}
+
+// formatDuration writes d the way a config file would: a whole number of
+// the longest unit that measures d exactly ("10m", "50ms", "65535s"),
+// rather than as time.Duration.String does ("10m0s", "18h12m15s").
+func formatDuration(d time.Duration) string {
+	if d == 0 {
+		return "0s"
+	}
+	for _, u := range durationUnits {
+		if d%u.d == 0 {
+			return strconv.FormatInt(int64(d/u.d), 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(d), 10) + "ns"
 }

@@ -56,7 +56,7 @@ func newRootCmd() *cobra.Command {
 	g := &globalFlags{}
 	root := &cobra.Command{
 		Use:           "hoprd",
-		Short:         "hoprd: a peer-to-peer overlay whose keys hop on a schedule",
+		Short:         "hoprd: a tunnel daemon whose traffic keys hop on a schedule",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

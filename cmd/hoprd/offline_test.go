@@ -2,12 +2,18 @@ package main
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/hoprd/hoprd/device"
+	"github.com/hoprd/hoprd/device/control"
 )
 
 // Tests of the commands that work offline: genkey, pubkey, check, version.
@@ -142,7 +148,8 @@ func TestPubkey(t *testing.T) {
 		{"key alone", offlinePriv, exitOK, offlinePub + "\n", ""},
 		{"empty", "", exitConfig, "", "not a private key"},
 		{"two newlines", offlinePriv + "\n\n", exitConfig, "", "not a private key"},
-		{"CRLF", offlinePriv + "\r\n", exitConfig, "", "not a private key"},
+		{"CRLF", offlinePriv + "\r\n", exitOK, offlinePub + "\n", ""},
+		{"CR alone", offlinePriv + "\r", exitConfig, "", "ends in a carriage return (\\r)"},
 		{"leading space", " " + offlinePriv, exitConfig, "", "not a private key"},
 		{"short", offlinePriv[:43], exitConfig, "", "got 43"},
 		{"not base64", strings.Replace(offlinePriv, "E", "!", 1), exitConfig, "",
@@ -296,5 +303,130 @@ func TestVersion(t *testing.T) {
 		if code != exitOK || out != "hoprd "+v+"\n" {
 			t.Errorf("version %q: exit %d, printed %q", v, code, out)
 		}
+	}
+}
+
+// TestInterfaceNameTypoGuard runs "hoprd NAME" with --wg-dir empty, which
+// is refused after the typo guard and before anything is created: a name
+// taken for a mistyped command says "did you mean", an interface name
+// reaches the --wg-dir check.
+func TestInterfaceNameTypoGuard(t *testing.T) {
+	typos := map[string]string{
+		"statsu": "status", "stats": "status", "chek": "check", "chekc": "check",
+		"genky": "genkey", "pubky": "pubkey", "verison": "version", "hlep": "help",
+		"pu": "up", "STATSU": "status", "Check": "check",
+	}
+	for name, sub := range typos {
+		code, _, errOut := runOffline(t, "", "--wg-dir=", name)
+		want := fmt.Sprintf("unknown command %q; did you mean %q?", name, sub)
+		if code != exitConfig || !strings.Contains(errOut, want) {
+			t.Errorf("hoprd %s: exit %d, stderr %q; want exit 2 and %q",
+				name, code, errOut, want)
+		}
+	}
+	for _, name := range []string{
+		"u", "p", "x", "u0", "up0", "vp", "upp0", "hop0", "wg0", "status1", "chek0",
+		"tun", "eth", "down",
+	} {
+		code, _, errOut := runOffline(t, "", "--wg-dir=", name)
+		if code != exitConfig || !strings.Contains(errOut, "--wg-dir is empty") {
+			t.Errorf("hoprd %s: exit %d, stderr %q; want it taken as an interface name",
+				name, code, errOut)
+		}
+	}
+}
+
+// TestInterfaceErrorPrefixedOnce runs "hoprd -f NAME" with a name the TUN
+// package refuses before it changes anything: the error names the step
+// once, not once per layer.
+func TestInterfaceErrorPrefixedOnce(t *testing.T) {
+	if os.Getenv("GOGC") == "" {
+		old := debug.SetGCPercent(100) // runUserspace tunes it
+		debug.SetGCPercent(old)
+		t.Cleanup(func() { debug.SetGCPercent(old) })
+	}
+	dir := t.TempDir()
+	code, _, errOut := runOffline(t, "", "--run-dir", dir, "--state-dir", dir,
+		"--wg-dir", dir, "-f", "hop:0")
+	want := `hoprd: create hop:0: invalid interface config: interface name "hop:0"`
+	if code != exitError || !strings.HasPrefix(errOut, want) {
+		t.Errorf("exit %d, stderr %q; want exit 1 and %q...", code, errOut, want)
+	}
+}
+
+func TestLogLevel(t *testing.T) {
+	code, _, errOut := runOffline(t, "", "up", "-c", "/nonexistent/hoprd.toml",
+		"--log-level", "loud")
+	want := `hoprd: --log-level: unknown level "loud" (want debug, info, warn or error)` + "\n"
+	if code != exitConfig || errOut != want {
+		t.Errorf("exit %d, stderr %q; want exit 2 and %q", code, errOut, want)
+	}
+	for _, level := range []string{"debug", "info", "warn", "error", "WARN"} {
+		code, _, errOut := runOffline(t, "", "up", "-c", "/nonexistent/hoprd.toml",
+			"--log-level", level)
+		if code != exitConfig || !strings.Contains(errOut, "/nonexistent/hoprd.toml") {
+			t.Errorf("--log-level %s: exit %d, stderr %q; want the level taken and the "+
+				"missing config file reported", level, code, errOut)
+		}
+	}
+	// Offsets, which slog would take, are not among the levels the flag names.
+	code, _, errOut = runOffline(t, "", "up", "-c", "/nonexistent/hoprd.toml",
+		"--log-level", "info+2")
+	if code != exitConfig || !strings.Contains(errOut, "unknown level") {
+		t.Errorf("--log-level info+2: exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	code, out, _ := runOffline(t, "", "--help")
+	first, rest, _ := strings.Cut(out, "\n")
+	if code != exitOK || !strings.HasPrefix(first, "A tunnel daemon: ") ||
+		!strings.Contains(first, "key pair") || !strings.Contains(first, "hop") {
+		t.Errorf("hoprd --help: exit %d, first line %q; want hoprd described", code, first)
+	}
+	if !strings.Contains(rest, "With a subcommand") ||
+		!strings.Contains(rest, "With an interface name") {
+		t.Errorf("hoprd --help does not describe both modes:\n%s", out)
+	}
+
+	code, out, _ = runOffline(t, "", "up", "--help")
+	oneLine := strings.Join(strings.Fields(out), " ")
+	for _, want := range []string{"On SIGINT, SIGTERM or SIGHUP", "exits with status 0",
+		"SIGHUP is not a reload"} {
+		if code != exitOK || !strings.Contains(oneLine, want) {
+			t.Errorf("hoprd up --help: exit %d, lacks %q:\n%s", code, want, out)
+		}
+	}
+	code, out, _ = runOffline(t, "", "help")
+	if code != exitOK || !strings.Contains(out, "until SIGINT, SIGTERM or SIGHUP") {
+		t.Errorf("hoprd help: exit %d, up's summary lacks SIGHUP:\n%s", code, out)
+	}
+}
+
+// TestControlSocketHint takes a control socket's name twice, as a second
+// daemon with the same interface name would.
+func TestControlSocketHint(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	status := func() device.Status { return device.Status{} }
+	first, err := control.Listen(dir, "hop0", status, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	second, err := control.Listen(dir, "hop0", status, log)
+	if err == nil {
+		second.Close()
+		t.Fatal("a second control socket of the same name was served")
+	}
+	got := controlSocketHint(err)
+	if !errors.Is(got, err) || !strings.HasPrefix(got.Error(), err.Error()+"; ") ||
+		!strings.Contains(got.Error(), "another interface name, or its own --run-dir, "+
+			"--state-dir and --wg-dir") {
+		t.Errorf("hint for %q: %q", err, got)
+	}
+	other := errors.New("create run directory: permission denied")
+	if got := controlSocketHint(other); got != other {
+		t.Errorf("hint for %q: %q, want the error as it is", other, got)
 	}
 }

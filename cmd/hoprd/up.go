@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/hoprd/hoprd/bind"
@@ -32,10 +33,12 @@ func newUpCmd(g *globalFlags) *cobra.Command {
 	f := &upFlags{}
 	cmd := &cobra.Command{
 		Use:   "up -c FILE",
-		Short: "Run the daemon in the foreground until SIGINT or SIGTERM",
+		Short: "Run the daemon in the foreground until SIGINT, SIGTERM or SIGHUP",
 		Long: "Creates the interface described by the config file, brings up the overlay\n" +
-			"and serves the control socket. On SIGINT or SIGTERM it removes the\n" +
-			"interface, its addresses and routes, and exits.",
+			"and serves the control socket. On SIGINT, SIGTERM or SIGHUP it removes the\n" +
+			"interface, its addresses and routes, and exits with status 0. SIGHUP is\n" +
+			"not a reload: there is none, and the config file is read only at start,\n" +
+			"so restart the daemon to apply a change.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runUp(cmd.Context(), g, f)
@@ -47,14 +50,36 @@ func newUpCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-// newLogger returns a text logger on stderr at the named level.
+// newLogger returns a text logger on stderr at the named level: debug,
+// info, warn or error, in any letter case.
 func newLogger(level string) (*slog.Logger, error) {
 	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, usageError{fmt.Errorf("--log-level: %w", err)}
+	switch strings.ToLower(level) {
+	case "debug":
+		l = slog.LevelDebug
+	case "info":
+		l = slog.LevelInfo
+	case "warn":
+		l = slog.LevelWarn
+	case "error":
+		l = slog.LevelError
+	default:
+		return nil, usageError{fmt.Errorf(
+			"--log-level: unknown level %q (want debug, info, warn or error)", level)}
 	}
 	h := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})
 	return slog.New(h), nil
+}
+
+// controlSocketHint adds to err, from listening on the control socket, how
+// to run a second daemon when the socket's name is another daemon's. The
+// control package has no sentinel for that case, so its message is matched.
+func controlSocketHint(err error) error {
+	if !strings.Contains(err.Error(), ": another hoprd serves ") {
+		return err
+	}
+	return fmt.Errorf("%w; to run a second daemon on this host, give it another "+
+		"interface name, or its own --run-dir, --state-dir and --wg-dir", err)
 }
 
 // daemonConfig is a loaded config with its secrets read.
@@ -160,7 +185,7 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags) error {
 		Routes:    routes,
 	}, log)
 	if err != nil {
-		return fmt.Errorf("create interface %s: %w", ic.Name, err)
+		return err // it names the interface and the step that failed
 	}
 	defer link.Close()
 
@@ -195,7 +220,7 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags) error {
 		return st
 	}, log)
 	if err != nil {
-		return fmt.Errorf("start %s: %w", ic.Name, err)
+		return fmt.Errorf("start %s: %w", ic.Name, controlSocketHint(err))
 	}
 	defer srv.Close()
 	stopWG := serveWG(g, ic.Name, dev, link, log)

@@ -73,10 +73,16 @@ type userspaceFlags struct {
 func addUserspace(root *cobra.Command, g *globalFlags) {
 	f := &userspaceFlags{}
 	root.Use = "hoprd [-f] INTERFACE"
-	root.Long = "With a subcommand, runs it. With an interface name, creates that interface\n" +
-		"with no address, no key and no peer, serves its wg(8) configuration socket\n" +
-		"and goes to the background, as wg-quick expects of the program named by\n" +
-		"WG_QUICK_USERSPACE_IMPLEMENTATION. Deleting the link stops it."
+	root.Long = "A tunnel daemon: peers authenticate by key pair; traffic keys hop on a " +
+		"schedule.\n\n" +
+		"With a subcommand, runs it: \"hoprd up -c FILE\" runs the daemon for the\n" +
+		"interface a config file describes, and the other commands (below) make\n" +
+		"keys, check a config file or ask a running daemon for its status.\n" +
+		"\n" +
+		"With an interface name, creates that interface with no address, no key and\n" +
+		"no peer, serves its wg(8) configuration socket and goes to the background\n" +
+		"(with -f, stays in the foreground), as wg-quick expects of the program named\n" +
+		"by WG_QUICK_USERSPACE_IMPLEMENTATION. Deleting the link stops it."
 	root.Args = func(cmd *cobra.Command, args []string) error {
 		if len(args) > 1 {
 			return usageError{fmt.Errorf("%s takes one interface name, got %d arguments",
@@ -95,7 +101,8 @@ func addUserspace(root *cobra.Command, g *globalFlags) {
 		name := args[0]
 		if sub, ok := typoOf(cmd, name); ok {
 			return usageError{fmt.Errorf("unknown command %q; did you mean %q? (an "+
-				"interface name one typo away from a command is refused)", name, sub)}
+				"interface name that looks like a mistyped command is refused; "+
+				"interface names usually end in a digit, like hop0)", name, sub)}
 		}
 		if g.wgDir == "" {
 			return usageError{errors.New("--wg-dir is empty: an interface run for wg-quick " +
@@ -111,19 +118,51 @@ func addUserspace(root *cobra.Command, g *globalFlags) {
 	}
 }
 
-// typoOf returns the subcommand of root that name misspells: one letter
-// added, dropped, changed, or two neighbours swapped. Running an interface
-// is what a mistyped command would otherwise do, as root, in the
-// background.
+// typoOf returns the subcommand of root that name plausibly misspells.
+// Running an interface is what a mistyped command would otherwise do, as
+// root, in the background; but most names one edit away from a short
+// command are fine interface names, so only these count as typos, letter
+// case aside:
+//
+//   - never a name with a digit in it: interface names nearly always have
+//     one (hop0, wg1), command names have none;
+//   - for a command of four or more letters, one letter added, dropped or
+//     changed, or two neighbours swapped ("statsu", "chek", "genky");
+//   - for a shorter command ("up"), only two neighbours swapped ("pu"):
+//     any other edit of it leaves a name too short to tell from an
+//     interface name ("p", "u", "vp"). So no single-letter name is refused.
 func typoOf(root *cobra.Command, name string) (string, bool) {
+	if strings.ContainsAny(name, "0123456789") {
+		return "", false
+	}
+	lower := strings.ToLower(name)
 	for _, c := range root.Commands() {
 		for _, n := range append([]string{c.Name()}, c.Aliases...) {
-			if oneEditApart(name, n) {
+			typo := oneEditApart(lower, n)
+			if len(n) < minTypoCommandLen {
+				typo = len(lower) == len(n) && swapApart(lower, n)
+			}
+			if typo {
 				return n, true
 			}
 		}
 	}
 	return "", false
+}
+
+// minTypoCommandLen is the shortest command of which any one edit counts
+// as a typo; of a shorter one, only a swap of neighbours does.
+const minTypoCommandLen = 4
+
+// swapApart reports whether a and b, of equal length, are equal or differ
+// only by a swap of two neighbouring letters.
+func swapApart(a, b string) bool {
+	i := 0
+	for i < len(a) && a[i] == b[i] {
+		i++
+	}
+	return i == len(a) ||
+		i+1 < len(a) && a[i] == b[i+1] && a[i+1] == b[i] && a[i+2:] == b[i+2:]
 }
 
 // oneEditApart reports whether a and b are equal or one edit apart, a swap
@@ -138,10 +177,7 @@ func oneEditApart(a, b string) bool {
 		for i < len(a) && a[i] == b[i] {
 			i++
 		}
-		if i == len(a) || a[i+1:] == b[i+1:] {
-			return true
-		}
-		return i+1 < len(a) && a[i] == b[i+1] && a[i+1] == b[i] && a[i+2:] == b[i+2:]
+		return i == len(a) || a[i+1:] == b[i+1:] || swapApart(a, b)
 	case 1:
 		i := 0
 		for i < len(b) && a[i] == b[i] {
@@ -299,7 +335,7 @@ func serveUserspace(ctx context.Context, g *globalFlags, name string, rep *repor
 	}
 	link, err := tun.Create(tun.Config{Name: name}, log)
 	if err != nil {
-		return fmt.Errorf("create interface %s: %w", name, err)
+		return err // it names the interface and the step that failed
 	}
 	defer link.Close()
 	dev, err := device.New(device.Config{
@@ -321,7 +357,7 @@ func serveUserspace(ctx context.Context, g *globalFlags, name string, rep *repor
 		return st
 	}, log)
 	if err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
+		return fmt.Errorf("start %s: %w", name, controlSocketHint(err))
 	}
 	defer ctl.Close()
 	// wg-quick adds the routes of the allowed IPs itself.
