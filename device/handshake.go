@@ -152,12 +152,10 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, out []byte) {
 	}
 	idx := d.indices.newIndex(p)
 	s, n, err := hs.CreateResponse(out, idx)
-	if err == nil && p.hsIndex != 0 {
-		// Answering voided an initiation of ours (the peer kept its own
-		// when they crossed): none is in flight any more, and the next
-		// one starts a new round of attempts.
-		d.indices.remove(p.hsIndex)
-		p.hsIndex = 0
+	if err == nil {
+		// Answering voided any initiation of ours (the peer kept its own
+		// when they crossed).
+		p.dropInitiationLocked()
 	}
 	unlock()
 	if err != nil {

@@ -395,8 +395,11 @@ func TestInteropWrongPresharedKey(t *testing.T) {
 			if !ip.peer.LastHandshake().IsZero() || !wgLastHandshake(t, ip.w).IsZero() {
 				t.Error("a side records a handshake")
 			}
-			if tt.hoprdFirst && ip.h.drops[DropHandshakeRejected].Load() == 0 {
-				t.Error("hoprd did not count the response it could not open")
+			if tt.hoprdFirst && ip.peer.drops[DropHandshakeRejected].Load() == 0 {
+				t.Error("hoprd did not count the response it could not open on the peer")
+			}
+			if tt.hoprdFirst && !strings.Contains(ip.peer.status(time.Now()).Problem, "preshared key") {
+				t.Errorf("problem %q does not name the preshared key", ip.peer.status(time.Now()).Problem)
 			}
 		})
 	}

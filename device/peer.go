@@ -253,6 +253,21 @@ func (p *Peer) confirm(s *session) {
 	p.flushStagedLocked()
 	p.mu.Unlock()
 	p.retire(retired)
+	// An initiation of ours still in flight was ignored or voided when the
+	// two crossed: with a session in place, none is pending any more.
+	p.hsMu.Lock()
+	p.dropInitiationLocked()
+	p.hsMu.Unlock()
+}
+
+// dropInitiationLocked forgets the initiation in flight, if any, so that
+// the next one starts a new round of attempts with its own clock. The
+// caller holds hsMu.
+func (p *Peer) dropInitiationLocked() {
+	if p.hsIndex != 0 {
+		p.device.indices.remove(p.hsIndex)
+		p.hsIndex = 0
+	}
 }
 
 // retire erases a session that no longer carries traffic.

@@ -36,7 +36,8 @@ type inGroup struct {
 	done  sync.Mutex // held until a worker has opened the group
 	sess  *session
 	key   *ratchet.Key
-	epoch uint32 // the epoch every message of the group names
+	epoch uint32    // the epoch every message of the group names
+	at    time.Time // when the batch of its first message was read
 	bufs  []*packetBuf
 	sizes []int // message lengths; the worker sets plaintext lengths, -1 if bad
 	eps   []conn.Endpoint
@@ -207,6 +208,7 @@ func (d *Device) sortMessage(
 		g.sess = s
 		g.key = key
 		g.epoch = key.Epoch
+		g.at = now
 		b.groups = append(b.groups, g)
 	}
 	g.bufs = append(g.bufs, buf)
@@ -358,7 +360,7 @@ func (d *Device) deliver(g *inGroup, views [][]byte) [][]byte {
 	if !s.received.Load() {
 		// The first message that opened lines our receiving epochs up
 		// with the initiator's (a no-op on the initiator's side).
-		s.receiver.Anchor(g.epoch, time.Now())
+		s.receiver.Anchor(g.epoch, g.at)
 		s.received.Store(true)
 	}
 	p.rxBytes.Add(rx)

@@ -245,7 +245,7 @@ func churnInProcess(o churnOpts) error {
 		link, err := tun.Create(tun.Config{Name: o.tun,
 			Addresses: []netip.Prefix{netip.MustParsePrefix("100.64.0.1/10")}}, nil)
 		if err != nil {
-			return fmt.Errorf("create interface %s: %w", o.tun, err)
+			return err // tun.Create names the interface and the step
 		}
 		defer link.Close()
 		dc.TUN, routes = link.Device, link
@@ -371,7 +371,7 @@ func serve(path, cpuProfile, memProfile string) error {
 	link, err := tun.Create(tun.Config{Name: ic.Name, MTU: ic.MTU, Addresses: ic.Addresses,
 		Routes: routes}, log)
 	if err != nil {
-		return fmt.Errorf("create interface %s: %w", ic.Name, err)
+		return err // tun.Create names the interface and the step
 	}
 	defer link.Close()
 	runtime.MemProfileRate = 4096
