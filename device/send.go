@@ -106,7 +106,13 @@ func (d *Device) readTUN() {
 				d.drops.add(DropTUNReadError, 1)
 				continue
 			}
-			d.log.Error("read tun", "err", err)
+			if errors.Is(err, os.ErrClosed) {
+				// The link went away (ip link del, wg-quick down): what
+				// watches the link says so; this is no fault of the TUN.
+				d.log.Info("tun closed, stopping the device")
+			} else {
+				d.log.Error("read tun", "err", err)
+			}
 			go d.Close()
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -20,10 +21,16 @@ import (
 //
 // Safe for concurrent use.
 type TimestampStore struct {
+	// Logger, if not nil, hears when writing the state first fails and
+	// when it works again: a store that cannot write loses its guarantee
+	// across restarts, which should not go unnoticed. Set it before use.
+	Logger *slog.Logger
+
 	mu       sync.Mutex // guards the fields below
 	path     string
 	last     tai64n.Timestamp // the last timestamp handed out
 	reserved tai64n.Timestamp // persisted; every timestamp handed out is below it
+	failing  bool             // the last write failed
 }
 
 // timestampReserve is how far ahead of the last timestamp the store
@@ -65,13 +72,34 @@ func (s *TimestampStore) Next() tai64n.Timestamp {
 	s.last = ts
 	if !s.reserved.After(ts) {
 		s.reserved = addNanos(ts, uint64(timestampReserve))
-		if err := s.persist(); err != nil {
+		err := s.persist()
+		if err != nil {
 			// Without the reservation on disk a restart with the clock set back
 			// could reuse a timestamp; the peer would only reject that initiation.
 			s.reserved = ts
 		}
+		s.noteWrite(err)
 	}
 	return ts
+}
+
+// noteWrite logs the first of a run of failed writes, and the write that
+// ends the run.
+func (s *TimestampStore) noteWrite(err error) {
+	failed := err != nil
+	if failed == s.failing {
+		return
+	}
+	s.failing = failed
+	if s.Logger == nil {
+		return
+	}
+	if failed {
+		s.Logger.Warn("cannot keep the handshake timestamp state: after a restart with the "+
+			"clock set back, peers may refuse initiations until it catches up", "err", err)
+	} else {
+		s.Logger.Info("handshake timestamp state written again", "path", s.path)
+	}
 }
 
 // persist writes the reservation atomically and durably.

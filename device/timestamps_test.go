@@ -2,6 +2,7 @@ package device
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -117,5 +118,39 @@ func TestTimestampsImplausibleFile(t *testing.T) {
 	now := stampOf(time.Now().Add(-time.Second))
 	if ts := s.Next(); compareTimestamps(ts, now) <= 0 {
 		t.Errorf("timestamp %x after a damaged state file is not current", ts)
+	}
+}
+
+// TestTimestampWriteFailureLogged makes the state impossible to write (a
+// directory where the temporary file goes) and checks that the store says
+// so once, not on every initiation, and says so again when writing works.
+func TestTimestampWriteFailureLogged(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenTimestampStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged lineCounter
+	s.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	blocker := filepath.Join(dir, "timestamp.tmp")
+	if err := os.Mkdir(blocker, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		s.Next()
+		s.reserved = s.last // make the next call write again
+	}
+	if n := logged.count("cannot keep the handshake timestamp state"); n != 1 {
+		t.Fatalf("%d warnings for 3 failed writes, want 1", n)
+	}
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	s.Next()
+	if n := logged.count("written again"); n != 1 {
+		t.Fatal("no line when writing worked again")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "timestamp")); err != nil {
+		t.Fatalf("state not written once possible: %v", err)
 	}
 }

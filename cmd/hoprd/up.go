@@ -170,6 +170,7 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags) error {
 	if err != nil {
 		return err
 	}
+	ts.Logger = log
 	if err := checkListenPort(ic.ListenPort); err != nil {
 		return fmt.Errorf("start %s: %w", ic.Name, err)
 	}

@@ -333,6 +333,7 @@ func serveUserspace(ctx context.Context, g *globalFlags, name string, rep *repor
 	if err != nil {
 		return err
 	}
+	ts.Logger = log
 	link, err := tun.Create(tun.Config{Name: name}, log)
 	if err != nil {
 		return err // it names the interface and the step that failed
