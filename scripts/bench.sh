@@ -256,6 +256,10 @@ setup_link() {
 	ip netns add "${nsB}"
 	ip -n "${nsA}" link set lo up
 	ip -n "${nsB}" link set lo up
+	# No TCP metrics cached per destination: every test starts from the
+	# same state, not from what an earlier round of its system left.
+	ip netns exec "${nsA}" sysctl -qw net.ipv4.tcp_no_metrics_save=1
+	ip netns exec "${nsB}" sysctl -qw net.ipv4.tcp_no_metrics_save=1
 	ip -n "${nsA}" link add veth0 type veth peer name veth0 netns "${nsB}"
 	ip -n "${nsA}" addr add 192.0.2.1/24 dev veth0
 	ip -n "${nsB}" addr add 192.0.2.2/24 dev veth0
