@@ -39,6 +39,53 @@ func newDelayBind(b conn.Bind, delay time.Duration) *delayBind {
 	return d
 }
 
+// longPath is a pair of devices at a 50 ms or so hop interval whose every
+// datagram takes oneWay to arrive: A initiates to B over a long path.
+type longPath struct {
+	tunA, tunB *tuntest.ChannelTUN
+	pb         *Peer // A, as B knows it
+}
+
+// newLongPath starts the pair; wrapB, if not nil, wraps B's bind.
+func newLongPath(
+	t *testing.T,
+	oneWay, hop time.Duration,
+	wrapB func(conn.Bind) conn.Bind,
+) *longPath {
+	t.Helper()
+	raw := bindtest.NewChannelBinds()
+	lp := &longPath{tunA: tuntest.NewChannelTUN(), tunB: tuntest.NewChannelTUN()}
+	keyA, keyB := mustKey(t), mustKey(t)
+	var bindB conn.Bind = newDelayBind(raw[1], oneWay)
+	if wrapB != nil {
+		bindB = wrapB(bindB)
+	}
+	a, err := New(Config{PrivateKey: keyA, HopInterval: hop, TUN: lp.tunA.TUN(),
+		Bind: newDelayBind(raw[0], oneWay), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	b, err := New(Config{PrivateKey: keyB, HopInterval: hop, TUN: lp.tunB.TUN(),
+		Bind: bindB, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	if _, err := a.AddPeer(PeerConfig{Name: "b", PublicKey: keyB.PublicKey(),
+		Protocol: handshake.Hop, Endpoint: netip.MustParseAddrPort("127.0.0.1:1"),
+		AllowedIPs: []netip.Prefix{netip.PrefixFrom(addrB, 32)}}); err != nil {
+		t.Fatal(err)
+	}
+	lp.pb, err = b.AddPeer(PeerConfig{Name: "a", PublicKey: keyA.PublicKey(),
+		Protocol: handshake.Hop, Endpoint: netip.MustParseAddrPort("127.0.0.1:2"),
+		AllowedIPs: []netip.Prefix{netip.PrefixFrom(addrA, 32)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lp
+}
+
 func (d *delayBind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	cp := make([][]byte, len(bufs))
 	for i, b := range bufs {
@@ -54,33 +101,8 @@ func (d *delayBind) Send(bufs [][]byte, ep conn.Endpoint) error {
 // message from the initiator arrives a round trip out of step.
 func TestLongPathShortInterval(t *testing.T) {
 	const oneWay = 350 * time.Millisecond
-	raw := bindtest.NewChannelBinds()
-	tunA, tunB := tuntest.NewChannelTUN(), tuntest.NewChannelTUN()
-	keyA, keyB := mustKey(t), mustKey(t)
-	hop := 50 * time.Millisecond
-	a, err := New(Config{PrivateKey: keyA, HopInterval: hop, TUN: tunA.TUN(),
-		Bind: newDelayBind(raw[0], oneWay), Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := New(Config{PrivateKey: keyB, HopInterval: hop, TUN: tunB.TUN(),
-		Bind: newDelayBind(raw[1], oneWay), Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if _, err := a.AddPeer(PeerConfig{Name: "b", PublicKey: keyB.PublicKey(),
-		Protocol: handshake.Hop, Endpoint: netip.MustParseAddrPort("127.0.0.1:1"),
-		AllowedIPs: []netip.Prefix{netip.PrefixFrom(addrB, 32)}}); err != nil {
-		t.Fatal(err)
-	}
-	pb, err := b.AddPeer(PeerConfig{Name: "a", PublicKey: keyA.PublicKey(),
-		Protocol: handshake.Hop, Endpoint: netip.MustParseAddrPort("127.0.0.1:2"),
-		AllowedIPs: []netip.Prefix{netip.PrefixFrom(addrA, 32)}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lp := newLongPath(t, oneWay, 50*time.Millisecond, nil)
+	tunA, tunB, pb := lp.tunA, lp.tunB, lp.pb
 	// A initiates; then packets flow from A (the initiator) to B.
 	for i := range 20 {
 		p := udpPacket(addrA, addrB, uint32(i), 100)
@@ -108,34 +130,13 @@ func TestLongPathShortInterval(t *testing.T) {
 // all arrive.
 func TestForgedEpochBeforeAnchor(t *testing.T) {
 	const oneWay = 300 * time.Millisecond
-	raw := bindtest.NewChannelBinds()
-	tunA, tunB := tuntest.NewChannelTUN(), tuntest.NewChannelTUN()
-	keyA, keyB := mustKey(t), mustKey(t)
 	hop := 50 * time.Millisecond
-	tapB := newTapBind(newDelayBind(raw[1], oneWay))
-	a, err := New(Config{PrivateKey: keyA, HopInterval: hop, TUN: tunA.TUN(),
-		Bind: newDelayBind(raw[0], oneWay), Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := New(Config{PrivateKey: keyB, HopInterval: hop, TUN: tunB.TUN(),
-		Bind: tapB, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if _, err := a.AddPeer(PeerConfig{Name: "b", PublicKey: keyB.PublicKey(),
-		Protocol: handshake.Hop, Endpoint: netip.MustParseAddrPort("127.0.0.1:1"),
-		AllowedIPs: []netip.Prefix{netip.PrefixFrom(addrB, 32)}}); err != nil {
-		t.Fatal(err)
-	}
-	pb, err := b.AddPeer(PeerConfig{Name: "a", PublicKey: keyA.PublicKey(),
-		Protocol: handshake.Hop, Endpoint: netip.MustParseAddrPort("127.0.0.1:2"),
-		AllowedIPs: []netip.Prefix{netip.PrefixFrom(addrA, 32)}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	var tapB *tapBind
+	lp := newLongPath(t, oneWay, hop, func(b conn.Bind) conn.Bind {
+		tapB = newTapBind(b)
+		return tapB
+	})
+	tunA, tunB, pb := lp.tunA, lp.tunB, lp.pb
 
 	first := udpPacket(addrA, addrB, 0, 100)
 	tunA.Outbound <- first // A initiates

@@ -724,7 +724,8 @@ targets() {
 	echo "## Targets"
 	echo
 	echo "Each compares medians; in brackets, the rounds in which the same comparison"
-	echo "holds between the two systems measured in that round."
+	echo "holds between the two systems measured in that round, and the median of"
+	echo "the ratios of the two within each round."
 	echo
 	target "TCP 1 stream, hop 1s >= wireguard-go" hop1s tcp1 ">=" wg 1
 	target "TCP 1 stream, hop 50ms within 5 % of hop 1s" hop50ms tcp1 ">=" hop1s 0.95
@@ -754,8 +755,16 @@ target() {
 				for (r in a) if (r in c) {
 					n++
 					if (op == ">=" ? a[r] >= c[r] * f : a[r] <= c[r] * f) k++
+					if (c[r] != 0) q[++m] = a[r] / c[r]
 				}
-				if (n) printf "in %d of %d rounds", k, n }' "${RESULTS}")"
+				if (!n) exit
+				printf "in %d of %d rounds", k, n
+				# The median of the per-round ratios, each between two systems
+				# measured minutes apart: drift between rounds cancels.
+				for (i = 2; i <= m; i++)
+					for (j = i; j > 1 && q[j - 1] > q[j]; j--) { t = q[j]; q[j] = q[j - 1]; q[j - 1] = t }
+				if (m) printf "; median ratio per round %.2f", m % 2 ? q[(m + 1) / 2] : (q[m / 2] + q[m / 2 + 1]) / 2
+			}' "${RESULTS}")"
 }
 
 # check NAME A OP B FACTOR [NOTE]: "met" when A OP B*FACTOR.
