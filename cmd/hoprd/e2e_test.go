@@ -266,7 +266,7 @@ type daemon struct {
 	addr4    netip.Prefix
 	addr6    netip.Prefix
 
-	env     []string // added to the daemon's environment
+	env []string // added to the daemon's environment
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
