@@ -39,6 +39,9 @@
 # PROFILE=DIR (run hoprd's engine under pprof, profiles into DIR; see
 # docs/performance.md), GO (the go command). Needs root.
 set -euo pipefail
+# Config and key files must not be writable by group or others (hoprd
+# refuses them), whatever the caller's umask.
+umask 077
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -865,6 +868,7 @@ main() {
 		echo "Took $(((SECONDS - start) / 60)) min $(((SECONDS - start) % 60)) s."
 	} >"${OUT}"
 	cp "${RESULTS}" "${OUT%.md}.tsv"
+	chmod 0644 "${OUT}" "${OUT%.md}.tsv" # the report is for anyone to read
 	echo
 	cat "${OUT}"
 	echo

@@ -12,6 +12,9 @@
 # moving, and takes everything down on exit (or on Ctrl-C).
 # Set DEMO_HOLD=1 to keep the hosts up until Ctrl-C. Needs root.
 set -euo pipefail
+# Config and key files must not be writable by group or others (hoprd
+# refuses them), whatever the caller's umask.
+umask 077
 
 readonly ROLES=(a b c)
 readonly PORT=51820
