@@ -35,6 +35,7 @@ type memTUN struct {
 	reads   chan int      // each value lets one Read return that many packets
 	sent    uint32        // sequence number of the next packet read
 	written atomic.Uint64 // packets written so far
+	reading atomic.Bool   // set by the first Read
 	// disorder counts written packets whose sequence number is not one
 	// past the previous one's: reordered, duplicated or lost. next is the
 	// number expected; mu guards it.
@@ -63,6 +64,7 @@ const memSeqAt = 28
 func (t *memTUN) File() *os.File { return nil }
 
 func (t *memTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	t.reading.Store(true)
 	select {
 	case n := <-t.reads:
 		n = min(n, len(bufs))
@@ -181,6 +183,7 @@ type memBind struct {
 	remote  *memEndpoint
 	tx, rx  *memLink
 	discard atomic.Bool   // Send drops messages instead of passing them on
+	reading atomic.Bool   // set by the first call of the receive function
 	sent    atomic.Uint64 // messages given to Send
 	closed  chan struct{}
 	once    sync.Once
@@ -201,6 +204,7 @@ func (m *memBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 }
 
 func (m *memBind) receive(packets [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
+	m.reading.Store(true)
 	var s *memSlot
 	select {
 	case s = <-m.rx.full:
@@ -433,12 +437,14 @@ type routeCase struct {
 func newRouteCase(tb testing.TB, n int, spread bool) *routeCase {
 	tb.Helper()
 	bindA, _ := newMemBinds()
+	tun := newMemTUN(nil)
 	d, err := New(Config{PrivateKey: mustKey(tb), HopInterval: time.Second,
-		TUN: newMemTUN(nil), Bind: bindA, Logger: testLogger(tb)})
+		TUN: tun, Bind: bindA, Logger: testLogger(tb)})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(d.Close)
+	waitReading(tb, tun, bindA)
 	for i := range n {
 		var pub handshake.PublicKey
 		binary.LittleEndian.PutUint64(pub[:], uint64(i)+1)
@@ -458,6 +464,21 @@ func newRouteCase(tb testing.TB, n int, spread bool) *routeCase {
 		rc.sizes[i] = copy(rc.bufs[i][tunOffset:], udpPacket(addrA, dst, uint32(i), 100))
 	}
 	return rc
+}
+
+// waitReading waits until a new device's readers wait on tun and bind. A
+// reader fills its batch of buffers before it first reads, and a pin that
+// starts earlier would count those as its own, as it did on a loaded
+// machine.
+func waitReading(tb testing.TB, tun *memTUN, bind *memBind) {
+	tb.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		if tun.reading.Load() && bind.reading.Load() {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	tb.Fatal("device readers did not start within 5 s")
 }
 
 // peerAddr is the overlay address of peer i in a routeCase.
