@@ -15,9 +15,11 @@ import (
 
 // TimestampStore hands out handshake initiation timestamps that never go
 // backwards, even across a restart with the wall clock set back. It keeps a
-// reservation on disk: a time no timestamp handed out so far exceeds. The
-// file is rewritten only when timestamps reach the reservation, then
-// reserved a minute ahead, so a handshake rarely waits for the disk.
+// reservation on disk: a time no timestamp handed out so far exceeds,
+// reserved a minute ahead of the last one. Once timestamps come within half
+// a minute of it, a background write extends it, so a handshake waits for
+// the disk only when the reservation has run out: after a start, or when
+// the disk has been slower than half a minute.
 //
 // Safe for concurrent use.
 type TimestampStore struct {
@@ -26,11 +28,14 @@ type TimestampStore struct {
 	// across restarts, which should not go unnoticed. Set it before use.
 	Logger *slog.Logger
 
-	mu       sync.Mutex // guards the fields below
-	path     string
-	last     tai64n.Timestamp // the last timestamp handed out
-	reserved tai64n.Timestamp // persisted; every timestamp handed out is below it
-	failing  bool             // the last write failed
+	path string
+	wmu  sync.Mutex // serializes writes of the state; taken before mu
+
+	mu        sync.Mutex       // guards the fields below
+	last      tai64n.Timestamp // the last timestamp handed out
+	reserved  tai64n.Timestamp // persisted; every timestamp handed out is below it
+	extending bool             // a background write is under way
+	failing   bool             // the last write failed
 }
 
 // timestampReserve is how far ahead of the last timestamp the store
@@ -61,26 +66,55 @@ func OpenTimestampStore(dir string) (*TimestampStore, error) {
 	return s, nil
 }
 
-// Next returns a timestamp strictly after every earlier one.
+// Next returns a timestamp strictly after every earlier one, once the
+// reservation on disk covers it.
 func (s *TimestampStore) Next() tai64n.Timestamp {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	ts := tai64n.Now()
 	if !ts.After(s.last) {
 		ts = addNanos(s.last, timestampStep)
 	}
 	s.last = ts
 	if !s.reserved.After(ts) {
-		s.reserved = addNanos(ts, uint64(timestampReserve))
-		err := s.persist()
-		if err != nil {
-			// Without the reservation on disk a restart with the clock set back
-			// could reuse a timestamp; the peer would only reject that initiation.
-			s.reserved = ts
-		}
-		s.noteWrite(err)
+		s.mu.Unlock()
+		s.reserve(ts)
+		return ts
 	}
+	if soon := addNanos(ts, uint64(timestampReserve/2)); !s.extending && !s.reserved.After(soon) {
+		s.extending = true
+		go func() {
+			s.reserve(soon)
+			s.mu.Lock()
+			s.extending = false
+			s.mu.Unlock()
+		}()
+	}
+	s.mu.Unlock()
 	return ts
+}
+
+// reserve writes a reservation timestampReserve past the last timestamp
+// handed out, unless one already on disk lies beyond need. A failed write
+// leaves the reservation as it was: without it on disk, a restart with the
+// clock set back could reuse a timestamp, which the peer would only refuse
+// as a replay.
+func (s *TimestampStore) reserve(need tai64n.Timestamp) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	if s.reserved.After(need) {
+		s.mu.Unlock() // a write while this one waited covered it
+		return
+	}
+	target := addNanos(s.last, uint64(timestampReserve))
+	s.mu.Unlock()
+	err := persist(s.path, target)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil && target.After(s.reserved) {
+		s.reserved = target
+	}
+	s.noteWrite(err)
 }
 
 // noteWrite logs the first of a run of failed writes, and the write that
@@ -102,14 +136,14 @@ func (s *TimestampStore) noteWrite(err error) {
 	}
 }
 
-// persist writes the reservation atomically and durably.
-func (s *TimestampStore) persist() error {
-	tmp := s.path + ".tmp"
+// persist writes the reservation to path atomically and durably.
+func persist(path string, reserved tai64n.Timestamp) error {
+	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("write timestamp state: %w", err)
 	}
-	_, err = f.Write(s.reserved[:])
+	_, err = f.Write(reserved[:])
 	if err == nil {
 		err = f.Sync()
 	}
@@ -117,7 +151,7 @@ func (s *TimestampStore) persist() error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, s.path)
+		err = os.Rename(tmp, path)
 	}
 	if err != nil {
 		os.Remove(tmp)

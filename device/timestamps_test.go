@@ -154,3 +154,57 @@ func TestTimestampWriteFailureLogged(t *testing.T) {
 		t.Fatalf("state not written once possible: %v", err)
 	}
 }
+
+// TestTimestampsExtendInBackground: once timestamps come within half the
+// reserve of the reservation, Next extends it without waiting for the disk.
+// The test holds the store's write lock, which any write Next waited for
+// would need, so a Next that blocked on the disk never returns.
+func TestTimestampsExtendInBackground(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenTimestampStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := s.Next() // reserves a minute ahead, and waits for it
+	near := addNanos(first, uint64(timestampReserve/4))
+	if err := persist(s.path, near); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.reserved = near // as if a quarter of the reserve were left
+	s.mu.Unlock()
+
+	s.wmu.Lock()
+	returned := make(chan tai64n.Timestamp)
+	go func() { returned <- s.Next() }()
+	var ts tai64n.Timestamp
+	select {
+	case ts = <-returned:
+	case <-time.After(10 * time.Second):
+		s.wmu.Unlock()
+		t.Fatal("Next waited for the disk with a quarter of the reserve left")
+	}
+	s.wmu.Unlock()
+
+	want := addNanos(ts, uint64(timestampReserve))
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		b, err := os.ReadFile(filepath.Join(dir, "timestamp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var onDisk tai64n.Timestamp
+		copy(onDisk[:], b)
+		if compareTimestamps(onDisk, want) >= 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reservation on disk %v, want at least %v", onDisk, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if compareTimestamps(s.reserved, want) < 0 {
+		t.Fatalf("reservation in memory %v, want at least %v", s.reserved, want)
+	}
+}
