@@ -44,7 +44,7 @@ func FuzzParse(f *testing.F) {
 		in := cfg.Interface
 		if in.MTU < MinMTU || in.MTU > MaxMTU ||
 			in.HopInterval < MinHopInterval || in.HopInterval > MaxHopInterval ||
-			checkInterfaceName(in.Name) != nil || in.PrivateKeyFile == "" {
+			CheckInterfaceName(in.Name) != nil || in.PrivateKeyFile == "" {
 			t.Fatalf("accepted an interface out of limits: %+v", in)
 		}
 		names := make(map[string]bool)

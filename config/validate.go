@@ -199,7 +199,7 @@ func (v *validator) iface(t table) Interface {
 	v.unknownKeys(t, interfaceKeys)
 	in := Interface{MTU: DefaultMTU, HopInterval: DefaultHopInterval}
 	if s, ok := v.str(t, "name", true); ok {
-		if err := checkInterfaceName(s); err != nil {
+		if err := CheckInterfaceName(s); err != nil {
 			v.errorf(t.key("name"), "%v", err)
 		}
 		in.Name = s

@@ -14,10 +14,10 @@ import (
 // less the terminating NUL.
 const maxInterfaceNameLen = 15
 
-// checkInterfaceName checks a name the way the Linux kernel does when it
+// CheckInterfaceName checks a name the way the Linux kernel does when it
 // registers a device (dev_valid_name), and also refuses control
 // characters, which the kernel allows but which garble logs and tools.
-func checkInterfaceName(s string) error {
+func CheckInterfaceName(s string) error {
 	switch {
 	case s == "":
 		return errors.New("empty: an interface needs a name, like \"hop0\"")
@@ -116,7 +116,7 @@ func checkIPv6Host(host string) error {
 	case zone != "" && !linkLocal:
 		return fmt.Errorf("only a link-local address takes a zone, not %v", a.WithZone(""))
 	case zone != "":
-		if err := checkInterfaceName(zone); err != nil {
+		if err := CheckInterfaceName(zone); err != nil {
 			return fmt.Errorf("zone: %w", err)
 		}
 	}

@@ -336,21 +336,44 @@ func TestInterfaceNameTypoGuard(t *testing.T) {
 	}
 }
 
-// TestInterfaceErrorPrefixedOnce runs "hoprd -f NAME" with a name the TUN
-// package refuses before it changes anything: the error names the step
-// once, not once per layer.
-func TestInterfaceErrorPrefixedOnce(t *testing.T) {
+// TestInterfaceNameRefusedFirst runs "hoprd -f NAME" with names Linux
+// refuses: each is a usage error, said once, before the name becomes part
+// of any path, so nothing appears under the state directory (a "../" name
+// would otherwise reach outside it).
+func TestInterfaceNameRefusedFirst(t *testing.T) {
 	if os.Getenv("GOGC") == "" {
 		old := debug.SetGCPercent(100) // runUserspace tunes it
 		debug.SetGCPercent(old)
 		t.Cleanup(func() { debug.SetGCPercent(old) })
 	}
-	dir := t.TempDir()
-	code, _, errOut := runOffline(t, "", "--run-dir", dir, "--state-dir", dir,
-		"--wg-dir", dir, "-f", "hop:0")
-	want := `hoprd: create hop:0: invalid interface config: interface name "hop:0"`
-	if code != exitError || !strings.HasPrefix(errOut, want) {
-		t.Errorf("exit %d, stderr %q; want exit 1 and %q...", code, errOut, want)
+	for name, why := range map[string]string{
+		"hop:0":    `"hop:0" contains ':'`,
+		"bad/name": `"bad/name" contains '/'`,
+		"../esc":   `"../esc" contains '/'`,
+		"..":       `".." is not a valid interface name`,
+	} {
+		root := t.TempDir()
+		state := filepath.Join(root, "state")
+		code, _, errOut := runOffline(t, "", "--run-dir", root, "--state-dir", state,
+			"--wg-dir", root, "-f", name)
+		want := "hoprd: interface name: " + why
+		if code != exitConfig || !strings.HasPrefix(errOut, want) ||
+			strings.Count(errOut, "hoprd:") != 1 {
+			t.Errorf("hoprd -f %s: exit %d, stderr %q; want exit 2 and %q...",
+				name, code, errOut, want)
+		}
+		entries, err := os.ReadDir(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Name() != "state" {
+				t.Errorf("hoprd -f %s left %s in its directories", name, e.Name())
+			}
+		}
+		if _, err := os.Stat(state); !os.IsNotExist(err) {
+			t.Errorf("hoprd -f %s created the state directory", name)
+		}
 	}
 }
 

@@ -328,6 +328,10 @@ func serveUserspace(ctx context.Context, g *globalFlags, name string, rep *repor
 	if err != nil {
 		return err
 	}
+	// Checked before the name becomes part of any path.
+	if err := config.CheckInterfaceName(name); err != nil {
+		return usageError{fmt.Errorf("interface name: %w", err)}
+	}
 	log = log.With("interface", name)
 	ts, err := device.OpenTimestampStore(filepath.Join(g.stateDir, name))
 	if err != nil {
