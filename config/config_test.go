@@ -88,6 +88,10 @@ func TestParseErrors(t *testing.T) {
 			"required"},
 		{"no peer key", iface(`[[peer]]`, `name = "beta"`), 5, "peer[1].public_key",
 			"required"},
+		{"misspelt required key", iface(`[[peer]]`, `name = "beta"`, `publickey = "x"`), 5,
+			"peer[1].public_key", `is "publickey" on line 7 a misspelling of it?`},
+		{"misspelt key file", doc(`[interface]`, `name = "hop0"`, `private_keyfile = "k"`), 1,
+			"interface.private_key_file", `is "private_keyfile" on line 3 a misspelling`},
 
 		// Table shapes and types.
 		{"peer as a table", iface(`[peer]`, `name = "beta"`), 5, "peer", "[[peer]]"},
@@ -154,7 +158,13 @@ func TestParseErrors(t *testing.T) {
 		{"hop_interval abc", iface(`hop_interval = "abc"`), 5, "interface.hop_interval",
 			"not a duration"},
 		{"hop_interval number", iface(`hop_interval = 1`), 5, "interface.hop_interval",
-			"want a string"},
+			`want a duration as a string with its unit, like "1s"; got an integer`},
+		{"keepalive number", withPeer(`persistent_keepalive = 25`), 9,
+			"peer[1].persistent_keepalive", `like "25s"; got an integer`},
+		{"hop_interval float", iface(`hop_interval = 0.5`), 5, "interface.hop_interval",
+			`like "0.5s"; got a float`},
+		{"hop_interval bool", iface(`hop_interval = true`), 5, "interface.hop_interval",
+			"want a string, got a boolean"},
 		{"empty key path", doc(`[interface]`, `name = "hop0"`, `private_key_file = ""`), 3,
 			"interface.private_key_file", "want a file path"},
 
@@ -239,8 +249,6 @@ func TestParseErrors(t *testing.T) {
 			"peer[1].persistent_keepalive", "1500ms is not a whole number of seconds"},
 		{"keepalive fraction as written", withPeer(`persistent_keepalive = "1m0.5s"`), 9,
 			"peer[1].persistent_keepalive", "1m0.5s is not a whole number of seconds"},
-		{"keepalive as a number", withPeer(`persistent_keepalive = 25`), 9,
-			"peer[1].persistent_keepalive", "want a string"},
 		{"unknown mode", withPeer(`mode = "fast"`), 9, "peer[1].mode",
 			`want "hop" or "wireguard"`},
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -391,13 +392,29 @@ func (v *validator) checkKeepalive(key string, d time.Duration, text string) {
 	}
 }
 
+// missing records that t lacks the required key name, and points at a key
+// of t that looks like a misspelling of it: that error is the one a user
+// needs, but it sits below the table's header, where this one goes.
+func (v *validator) missing(t table, name string) {
+	keys := slices.Sorted(maps.Keys(t.m))
+	for _, k := range keys {
+		if closest(k, []string{name}) == name {
+			v.errorAt(t.key(name), t.path,
+				"missing: this key is required; is %q on line %d a misspelling of it?",
+				k, lineOf(v.lines, t.key(k)))
+			return
+		}
+	}
+	v.errorAt(t.key(name), t.path, "missing: this key is required")
+}
+
 // str returns the string value of a key of t; ok is false when the key is
 // absent or not a string. A missing required key is an error.
 func (v *validator) str(t table, name string, required bool) (string, bool) {
 	x, present := t.m[name]
 	if !present {
 		if required {
-			v.errorAt(t.key(name), t.path, "missing: this key is required")
+			v.missing(t, name)
 		}
 		return "", false
 	}
@@ -426,6 +443,12 @@ func (v *validator) integer(t table, name string) (int64, bool) {
 // "100ms", and that string, to quote back as the user wrote it, if it is
 // present and valid.
 func (v *validator) duration(t table, name string) (time.Duration, string, bool) {
+	switch x := t.m[name].(type) {
+	case int64, float64:
+		v.errorf(t.key(name), "want a duration as a string with its unit, like \"%vs\"; "+
+			"got %s", x, typeName(x))
+		return 0, "", false
+	}
 	s, ok := v.str(t, name, false)
 	if !ok {
 		return 0, "", false
