@@ -164,11 +164,13 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, out []byte) {
 		return
 	}
 	// The session must be reachable by its index before the response leaves:
-	// the initiator may answer with data at once.
+	// the initiator may answer with data at once. The endpoint stays: only
+	// the initiator's first message on the session, which confirms it,
+	// moves it (deliver). An initiation proves no liveness, and a captured
+	// one replayed from elsewhere to a responder that has forgotten its
+	// timestamp (after a restart) would otherwise steer our traffic away.
 	sess := newSession(p, &s, time.Now(), d.hopInterval)
-	p.updateEndpoint(ep)
 	p.installResponded(sess)
-	p.lastProblem.Store(nil)
 	if err := d.bind.Send([][]byte{out[:n]}, ep); err != nil {
 		p.drops.add(DropSendError, 1)
 	}
@@ -249,8 +251,12 @@ func (d *Device) handleResponse(msg []byte, ep conn.Endpoint) {
 		}
 		// Its mac1 was right and it names our initiation, yet it does not
 		// authenticate: most often the two sides' preshared keys differ.
+		// Anyone who saw our initiation can send such a response, so only
+		// one from the address we sent the initiation to says so.
 		claimed.drops.add(DropHandshakeRejected, 1)
-		claimed.noteProblem(problemResponseRejected)
+		if claimed.atEndpoint(ep) {
+			claimed.noteProblem(problemResponseRejected)
+		}
 		return
 	}
 	p := d.Peer(hs.Remote())

@@ -46,12 +46,12 @@ func (p *Peer) hop(now time.Time) {
 	p.checkEpochDrops()
 }
 
-// checkEpochDrops turns a growing count of out-of-window epochs into a
-// problem shown in status: the usual cause is a peer hopping at another
-// interval, which would otherwise look like silent loss. Only the hop
-// ticker calls it.
+// checkEpochDrops turns a growing count of out-of-window epochs from the
+// peer's address into a problem shown in status: the usual cause is a peer
+// hopping at another interval, which would otherwise look like silent
+// loss. Only the hop ticker calls it.
 func (p *Peer) checkEpochDrops() {
-	n := p.drops[DropEpochOutOfWindow].Load()
+	n := p.epochDropsAtEndpoint.Load()
 	if n == p.epochDropsSeen {
 		return
 	}

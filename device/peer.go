@@ -55,8 +55,13 @@ type Peer struct {
 	hopsRetired   atomic.Uint64 // hops of sessions already closed
 	lastProblem   atomic.Pointer[string]
 
-	epochDropsSeen uint64 // out-of-window drops already reported; hop ticker only
-	drops          dropCounters
+	// epochDropsAtEndpoint counts out-of-window drops of messages from the
+	// peer's endpoint address; epochDropsSeen is how many of them status
+	// was told of (hop ticker only). Anyone who has seen an index can send
+	// messages naming it, so only these count as a sign of misconfiguration.
+	epochDropsAtEndpoint atomic.Uint64
+	epochDropsSeen       uint64
+	drops                dropCounters
 }
 
 // stagedPacket is an outbound packet waiting for a session: a copy of just
@@ -141,6 +146,14 @@ func (p *Peer) updateEndpoint(ep conn.Endpoint) {
 	}
 	stored := ep // storing &ep itself would move ep to the heap on every call
 	p.endpoint.Store(&stored)
+}
+
+// atEndpoint reports whether a message from ep came from the address of
+// p's endpoint, the one it authenticated from last or was configured with.
+// Ports are not compared, as a NAT may change them.
+func (p *Peer) atEndpoint(ep conn.Endpoint) bool {
+	cur := p.getEndpoint()
+	return cur != nil && ep != nil && cur.DstIP().WithZone("") == ep.DstIP().WithZone("")
 }
 
 // sameEndpoint reports whether a and b name the same remote address and the
@@ -253,6 +266,7 @@ func (p *Peer) confirm(s *session) {
 	p.flushStagedLocked()
 	p.mu.Unlock()
 	p.retire(retired)
+	p.lastProblem.Store(nil)
 	// An initiation of ours still in flight was ignored or voided when the
 	// two crossed: with a session in place, none is pending any more.
 	p.hsMu.Lock()

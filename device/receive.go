@@ -198,6 +198,9 @@ func (d *Device) sortMessage(
 		key, err := s.receiver.Key(epoch, now)
 		if err != nil {
 			s.peer.drops.add(DropEpochOutOfWindow, 1)
+			if s.peer.atEndpoint(ep) {
+				s.peer.epochDropsAtEndpoint.Add(1)
+			}
 			if len(b.groups) == 0 { // an empty batch must not reach the writer
 				inBatchPool.Put(b)
 				*batch = nil

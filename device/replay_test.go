@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/hoprd/hoprd/device/ratchet"
 	"github.com/hoprd/hoprd/handshake"
+	"golang.org/x/crypto/blake2s"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/conn/bindtest"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
@@ -669,4 +671,123 @@ func TestBadInnerPacket(t *testing.T) {
 	waitDrops(t, tp.b, "a", DropBadInnerPacket, 1)
 	expectNoPacket(t, tp.tunB.Inbound, 50*time.Millisecond, "a bad inner packet")
 	tp.sendAToB(t, 2)
+}
+
+// TestReplayedInitiationAfterRestart replays a captured initiation, from
+// another address, to a responder that no longer knows the initiator's
+// last timestamp, as after a restart (here: the peer removed and added
+// again). The responder answers, as it cannot tell, but the replay must not
+// move the peer's endpoint: traffic goes on to the real peer.
+func TestReplayedInitiationAfterRestart(t *testing.T) {
+	for _, proto := range []*handshake.Protocol{handshake.Hop, handshake.WireGuard} {
+		t.Run(proto.Name, func(t *testing.T) {
+			tp := newTapPair(t, proto, time.Second, Timers{}, nil)
+			c := tp.capture(t)
+			pubA := tp.pb.public
+			if err := tp.b.RemovePeer(pubA); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			tp.pb, err = tp.b.AddPeer(PeerConfig{Name: "a", PublicKey: pubA, Protocol: proto,
+				Endpoint:   netip.MustParseAddrPort("127.0.0.1:2"),
+				AllowedIPs: []netip.Prefix{netip.PrefixFrom(addrA, 32)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := tp.pb.getEndpoint()
+
+			mark := tp.tapB.mark()
+			tp.tapB.send(t, c.initiation, bindtest.ChannelEndpoint(99))
+			for deadline := time.Now().Add(5 * time.Second); ; {
+				if len(tp.tapB.sentSince(mark, proto.TypeResponse)) > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("B did not answer the replayed initiation")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if ep := tp.pb.getEndpoint(); !sameEndpoint(ep, before) {
+				t.Fatalf("the replay moved A's endpoint at B from %s to %s",
+					before.DstToString(), ep.DstToString())
+			}
+			pkt := udpPacket(addrB, addrA, 7, 100)
+			tp.tunB.Outbound <- pkt
+			expectPacket(t, tp.tunA.Inbound, pkt, "B to A after the replay")
+			tp.sendAToB(t, 8)
+		})
+	}
+}
+
+// elsewhere is an address neither device of a tapPair has for the other,
+// from which a test sends what an attacker who has seen the traffic could.
+var elsewhere = newMemEndpoint("198.51.100.9:51820")
+
+// TestForgedEpochsRaiseNoProblem: transport messages naming a live index
+// and an epoch far outside the window are dropped wherever they come from,
+// but only those from the peer's address make status suspect a hop
+// interval mismatch. Anyone who has seen the index can send the others.
+func TestForgedEpochsRaiseNoProblem(t *testing.T) {
+	tp := newTapPair(t, handshake.Hop, 50*time.Millisecond, Timers{}, nil)
+	c := tp.capture(t)
+	forged := bytes.Clone(c.transport)
+	binary.LittleEndian.PutUint32(forged[8:], 1<<31)
+	for range 3 {
+		tp.tapB.send(t, forged, elsewhere)
+	}
+	waitDrops(t, tp.b, "a", DropEpochOutOfWindow, 3)
+	time.Sleep(4 * 50 * time.Millisecond) // hop ticks, which check the drops
+	if got := peerProblem(tp.b, "a"); got != "" {
+		t.Fatalf("forged messages from elsewhere set the problem %q", got)
+	}
+	tp.tapB.send(t, forged, epAAtB)
+	waitUntil(t, 5*time.Second, "the problem", func() bool {
+		return strings.Contains(peerProblem(tp.b, "a"), "outside the receive window")
+	})
+}
+
+// TestForgedResponseRaisesNoProblem: a response naming our initiation that
+// fails to authenticate is dropped wherever it comes from, but only one
+// from the address the initiation went to makes status suspect the
+// preshared key. The forger here knows what anyone on the path does: the
+// initiation's index, and our public key for mac1.
+func TestForgedResponseRaisesNoProblem(t *testing.T) {
+	tp := newTapPair(t, handshake.Hop, time.Second, Timers{}, nil)
+	c := tp.capture(t)
+	if err := tp.b.RemovePeer(tp.pb.public); err != nil { // B answers no more
+		t.Fatal(err)
+	}
+	time.Sleep(HandshakeInitRate)
+	tp.a.initiateHandshake(tp.pa, true)
+	var index uint32
+	waitUntil(t, 5*time.Second, "an initiation in flight", func() bool {
+		tp.pa.hsMu.Lock()
+		defer tp.pa.hsMu.Unlock()
+		index = tp.pa.hsIndex
+		return index != 0
+	})
+	forged := bytes.Clone(c.response)
+	binary.LittleEndian.PutUint32(forged[8:], index)
+	pubA := tp.a.public
+	key := blake2s.Sum256(append([]byte(handshake.HopLabelMAC1), pubA[:]...))
+	const offMAC1 = handshake.MessageResponseSize - 32
+	mac, err := blake2s.New128(key[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac.Write(forged[:offMAC1])
+	copy(forged[offMAC1:], mac.Sum(nil))
+
+	before := tp.pa.drops[DropHandshakeRejected].Load()
+	tp.tapA.send(t, forged, elsewhere)
+	waitUntil(t, 5*time.Second, "the forged response counted", func() bool {
+		return tp.pa.drops[DropHandshakeRejected].Load() > before
+	})
+	if got := peerProblem(tp.a, "b"); got != "" {
+		t.Fatalf("a forged response from elsewhere set the problem %q", got)
+	}
+	tp.tapA.send(t, forged, epBAtA)
+	waitUntil(t, 5*time.Second, "the problem", func() bool {
+		return strings.Contains(peerProblem(tp.a, "b"), "preshared key")
+	})
 }

@@ -232,6 +232,21 @@ func TestProtocolMismatch(t *testing.T) {
 		})
 	}
 
+	// An initiation of the other protocol whose timestamp does not
+	// authenticate proves nothing: anyone who knows both public keys can
+	// encrypt the static key. It is a decryption failure, not a mismatch.
+	t.Run("forged initiation of the other protocol", func(t *testing.T) {
+		pr := newPair(t, WireGuard, PresharedKey{})
+		pr.resp = NewHandshake(pr.respID, pr.initID.PublicKey(), PresharedKey{}, Hop, nil)
+		msg := pr.initiation(t)
+		msg[initiationOffsetTimestamp+3] ^= 0x01
+		resealMAC1(msg, WireGuard, pr.respID.PublicKey())
+		_, err := ConsumeInitiation(pr.respID, msg, pr.byStatic)
+		if !errors.Is(err, ErrDecrypt) {
+			t.Fatalf("ConsumeInitiation error = %v, want ErrDecrypt", err)
+		}
+	})
+
 	t.Run("response for a handshake of the other protocol", func(t *testing.T) {
 		hop := newPair(t, Hop, PresharedKey{})
 		wg := newPair(t, WireGuard, PresharedKey{})

@@ -155,9 +155,6 @@ func consumeInitiation(
 	if h == nil {
 		return nil, ErrUnknownPeer
 	}
-	if h.protocol != p {
-		return nil, ErrProtocolMismatch
-	}
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -176,7 +173,13 @@ func consumeInitiation(
 	}
 	mixHash(&hash, timestamp)
 
-	// Only now is the sender authenticated; refuse replays and floods.
+	// Only now is the sender authenticated. Anyone may encrypt a known
+	// static key to us under either protocol, so a mismatch counts only
+	// now, and changes nothing of the handshake's state.
+	if h.protocol != p {
+		return nil, ErrProtocolMismatch
+	}
+	// Refuse replays and floods.
 	if !stamp.After(h.lastTimestamp) {
 		return nil, ErrReplayedInitiation
 	}
