@@ -133,6 +133,7 @@ status() {
 }
 
 step "starting the daemons (hop_interval ${HOP_INTERVAL})"
+started_ms=$(date +%s%3N)
 for r in "${ROLES[@]}"; do
 	ip netns exec "${ns[$r]}" "${HOPRD}" up -c "${tmp}/${r}/hoprd.toml" \
 		--run-dir "${tmp}/${r}/run" --state-dir "${tmp}/${r}/state" \
@@ -160,6 +161,20 @@ for r in "${ROLES[@]}"; do
 	echo "${r}: running (pid ${pid[$r]})"
 done
 
+# last_handshake_ms prints, in ms since the epoch, when the latest of the
+# handshakes in a status JSON completed (the daemon's own timestamp, not the
+# time the poll below noticed it).
+last_handshake_ms() {
+	local t ms latest=0
+	while read -r t; do
+		ms=$(date -d "${t}" +%s%3N)
+		if ((ms > latest)); then
+			latest=${ms}
+		fi
+	done < <(grep -o '"last_handshake": *"[^"]*"' <<<"$1" | cut -d '"' -f 4)
+	echo "${latest}"
+}
+
 # With persistent_keepalive set, the daemons handshake without traffic.
 # Started together, a pair can collide on its first try and retry after the
 # rekey timeout (5 s), so give them a few of those before pinging.
@@ -172,7 +187,8 @@ for r in "${ROLES[@]}"; do
 			exit 1
 		fi
 		if ! grep -q '"last_handshake": *null' <<<"${js}"; then
-			echo "${r}: handshakes done with all peers after $((i * 100)) ms"
+			took=$(($(last_handshake_ms "${js}") - started_ms))
+			echo "${r}: handshakes done with all peers ${took} ms after the daemons were started"
 			break
 		fi
 		if ((i == 200)); then
