@@ -3,11 +3,16 @@ package device
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.zx2c4.com/wireguard/tai64n"
@@ -24,7 +29,8 @@ import (
 // Safe for concurrent use.
 type TimestampStore struct {
 	// Logger, if not nil, hears when writing the state first fails and
-	// when it works again: a store that cannot write loses its guarantee
+	// when it works again, and of a damaged state file found at open: a
+	// store that cannot write, or has lost its state, loses its guarantee
 	// across restarts, which should not go unnoticed. Set it before use.
 	Logger *slog.Logger
 
@@ -36,6 +42,7 @@ type TimestampStore struct {
 	reserved  tai64n.Timestamp // persisted; every timestamp handed out is below it
 	extending bool             // a background write is under way
 	failing   bool             // the last write failed
+	damage    string           // what was wrong with the state file; "" once logged
 }
 
 // timestampReserve is how far ahead of the last timestamp the store
@@ -46,24 +53,126 @@ const timestampReserve = time.Minute
 // of TAI64N initiation timestamps rounds nanoseconds down to 2^24.
 const timestampStep = 1 << 24
 
+// ErrUnsafeStateDir is wrapped by the error OpenTimestampStore returns for
+// a state directory another user could tamper with: one that is a symbolic
+// link, is not a directory, belongs to another user, or that group or
+// others may write. It is the operator's to fix; the message says how.
+var ErrUnsafeStateDir = errors.New("unsafe state directory")
+
 // OpenTimestampStore opens (creating if needed) the store in dir, which is
-// created with mode 0700.
+// created with mode 0700. It refuses, with an error wrapping
+// ErrUnsafeStateDir, a dir that is a symbolic link or not a directory, that
+// another user owns, or that group or others may write: whoever can write
+// the directory controls the reservation, and could plant links there.
+//
+// A state file that is not a regular file of the effective user (a
+// symbolic link, say), or that holds no plausible reservation, is damage,
+// not an error: the store starts from the wall clock, and the first write
+// replaces the file (never what a link points at). The damage is logged
+// once, by the first reservation written after Logger is set.
 func OpenTimestampStore(dir string) (*TimestampStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		// A link or a file in the way: say so, as the check below would.
+		if cerr := checkStateDir(dir); errors.Is(cerr, ErrUnsafeStateDir) {
+			return nil, cerr
+		}
 		return nil, fmt.Errorf("create state directory: %w", err)
 	}
+	if err := checkStateDir(dir); err != nil {
+		return nil, err
+	}
 	s := &TimestampStore{path: filepath.Join(dir, "timestamp")}
-	b, err := os.ReadFile(s.path)
+	b, damage, err := readState(s.path)
 	switch {
-	case err == nil && len(b) == tai64n.TimestampSize && plausible(b):
+	case err != nil:
+		return nil, fmt.Errorf("read timestamp state: %w", err)
+	case damage == "" && b != nil && !plausible(b):
+		damage = "holds no plausible timestamp"
+	}
+	if damage != "" {
+		s.damage = damage
+		return s, nil // start from the wall clock
+	}
+	if b != nil {
 		copy(s.reserved[:], b)
 		s.last = s.reserved
-	case err == nil || os.IsNotExist(err):
-		// A missing or damaged file: start from the wall clock.
-	default:
-		return nil, fmt.Errorf("read timestamp state: %w", err)
 	}
 	return s, nil
+}
+
+// checkStateDir refuses a state directory that is a symbolic link, not a
+// directory, owned by a user other than the effective one, or writable by
+// group or others. The error says what to run to fix it.
+func checkStateDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("check state directory: %w", err)
+	}
+	refuse := func(format string, args ...any) error {
+		return fmt.Errorf("%w %s: %s", ErrUnsafeStateDir, dir, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return refuse("a symbolic link; give --state-dir the directory it leads to")
+	case !fi.IsDir():
+		return refuse("not a directory; move it away, or choose another --state-dir")
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if euid := os.Geteuid(); int(st.Uid) != euid {
+			return refuse("owned by uid %d, but hoprd runs as uid %d; fix with: chown %s %s",
+				st.Uid, euid, userName(euid), dir)
+		}
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return refuse("mode %04o lets group or others write it; fix with: chmod 700 %s",
+			perm, dir)
+	}
+	return nil
+}
+
+// userName names uid for a chown command line.
+func userName(uid int) string {
+	if uid == 0 {
+		return "root"
+	}
+	return strconv.Itoa(uid)
+}
+
+// readState reads the state file at path without following a symbolic
+// link. It returns the content, nil if there is no file; or, when the file
+// is not one the store could have written, a description of the damage.
+// err is for faults reading a file that is the store's own.
+func readState(path string) (b []byte, damage string, err error) {
+	// O_NONBLOCK keeps a FIFO at path from blocking the open; the type
+	// check below then calls it damage.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, "", nil
+	case errors.Is(err, syscall.ELOOP):
+		return nil, "is a symbolic link", nil
+	case err != nil:
+		return nil, "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, "is not a regular file", nil
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return nil, fmt.Sprintf("is owned by uid %d, not hoprd's", st.Uid), nil
+	}
+	b, err = io.ReadAll(io.LimitReader(f, tai64n.TimestampSize+1))
+	switch {
+	case err != nil:
+		return nil, "", err
+	case len(b) != tai64n.TimestampSize:
+		return nil, fmt.Sprintf("holds %d bytes, not %d", len(b), tai64n.TimestampSize), nil
+	}
+	return b, "", nil
 }
 
 // Next returns a timestamp strictly after every earlier one, once the
@@ -107,6 +216,7 @@ func (s *TimestampStore) reserve(need tai64n.Timestamp) {
 		return
 	}
 	target := addNanos(s.last, uint64(timestampReserve))
+	s.noteDamage()
 	s.mu.Unlock()
 	err := persist(s.path, target)
 	s.mu.Lock()
@@ -115,6 +225,19 @@ func (s *TimestampStore) reserve(need tai64n.Timestamp) {
 		s.reserved = target
 	}
 	s.noteWrite(err)
+}
+
+// noteDamage logs, once, that the state file read at open was damaged.
+// Open cannot, having no Logger yet; a damaged file leaves no reservation,
+// so the first Next comes here. s.mu is held.
+func (s *TimestampStore) noteDamage() {
+	if s.damage == "" || s.Logger == nil {
+		return
+	}
+	s.Logger.Warn("handshake timestamp state damaged; starting from the wall clock, "+
+		"so after a clock set back peers may refuse initiations until it catches up",
+		"path", s.path, "problem", s.damage)
+	s.damage = ""
 }
 
 // noteWrite logs the first of a run of failed writes, and the write that
@@ -136,13 +259,16 @@ func (s *TimestampStore) noteWrite(err error) {
 	}
 }
 
-// persist writes the reservation to path atomically and durably.
+// persist writes the reservation to path atomically and durably: to a
+// fresh temporary file in the same directory (created exclusively, so never
+// through a planted link), synced, then renamed over path, which replaces
+// whatever path was, a link included, never what a link points at.
 func persist(path string, reserved tai64n.Timestamp) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("write timestamp state: %w", err)
 	}
+	tmp := f.Name()
 	_, err = f.Write(reserved[:])
 	if err == nil {
 		err = f.Sync()

@@ -2,9 +2,12 @@ package device
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -122,8 +125,9 @@ func TestTimestampsImplausibleFile(t *testing.T) {
 }
 
 // TestTimestampWriteFailureLogged makes the state impossible to write (a
-// directory where the temporary file goes) and checks that the store says
-// so once, not on every initiation, and says so again when writing works.
+// directory where the state file goes, which no rename replaces) and checks
+// that the store says so once, not on every initiation, and says so again
+// when writing works. A failed write leaves no temporary file behind.
 func TestTimestampWriteFailureLogged(t *testing.T) {
 	dir := t.TempDir()
 	s, err := OpenTimestampStore(dir)
@@ -132,7 +136,7 @@ func TestTimestampWriteFailureLogged(t *testing.T) {
 	}
 	var logged lineCounter
 	s.Logger = slog.New(slog.NewTextHandler(&logged, nil))
-	blocker := filepath.Join(dir, "timestamp.tmp")
+	blocker := filepath.Join(dir, "timestamp")
 	if err := os.Mkdir(blocker, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +146,9 @@ func TestTimestampWriteFailureLogged(t *testing.T) {
 	}
 	if n := logged.count("cannot keep the handshake timestamp state"); n != 1 {
 		t.Fatalf("%d warnings for 3 failed writes, want 1", n)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "timestamp.tmp*")); len(left) != 0 {
+		t.Fatalf("failed writes left %v behind", left)
 	}
 	if err := os.Remove(blocker); err != nil {
 		t.Fatal(err)
@@ -206,5 +213,242 @@ func TestTimestampsExtendInBackground(t *testing.T) {
 				onDisk, inMemory, want)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestTimestampsUnsafeStateDir: a state directory another user could write
+// is refused, with a sentinel cmd/hoprd maps to a configuration error and a
+// message that says how to fix it; a link planted in it is left alone.
+func TestTimestampsUnsafeStateDir(t *testing.T) {
+	cases := []struct {
+		name     string
+		rootOnly bool
+		make     func(t *testing.T, dir string)
+		want     string
+	}{
+		{"group writable", false, func(t *testing.T, dir string) {
+			mkdirMode(t, dir, 0o770)
+		}, "chmod 700 "},
+		{"world writable", false, func(t *testing.T, dir string) {
+			mkdirMode(t, dir, 0o1777)
+		}, "chmod 700 "},
+		{"symbolic link", false, func(t *testing.T, dir string) {
+			target := filepath.Join(filepath.Dir(dir), "target")
+			mkdirMode(t, target, 0o700)
+			if err := os.Symlink(target, dir); err != nil {
+				t.Fatal(err)
+			}
+		}, ": a symbolic link"},
+		{"dangling symbolic link", false, func(t *testing.T, dir string) {
+			if err := os.Symlink(filepath.Join(filepath.Dir(dir), "gone"), dir); err != nil {
+				t.Fatal(err)
+			}
+		}, ": a symbolic link"},
+		{"regular file", false, func(t *testing.T, dir string) {
+			if err := os.WriteFile(dir, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, ": not a directory"},
+		{"another user's", true, func(t *testing.T, dir string) {
+			mkdirMode(t, dir, 0o700)
+			if err := os.Chown(dir, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}, "fix with: chown "},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.rootOnly && os.Geteuid() != 0 {
+				t.Skip("needs root to give the directory away")
+			}
+			base := t.TempDir()
+			dir := filepath.Join(base, "hop0")
+			tc.make(t, dir)
+			victim := filepath.Join(base, "victim")
+			if err := os.WriteFile(victim, []byte("precious"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			// What the owner of the directory would plant; it may fail
+			// where the directory is a link to nowhere or a file.
+			os.Symlink(victim, filepath.Join(dir, "timestamp.tmp"))
+
+			s, err := OpenTimestampStore(dir)
+			if err == nil {
+				s.Next()
+				t.Fatal("opened a store in an unsafe state directory")
+			}
+			if !errors.Is(err, ErrUnsafeStateDir) {
+				t.Errorf("error %q does not wrap ErrUnsafeStateDir", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), dir) {
+				t.Errorf("error %q does not name %s and say %q", err, dir, tc.want)
+			}
+			assertFile(t, victim, "precious")
+		})
+	}
+}
+
+// mkdirMode creates dir with exactly mode perm, whatever the umask.
+func mkdirMode(t *testing.T, dir string, perm os.FileMode) {
+	t.Helper()
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, perm); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// assertFile fails t unless the file at path holds want.
+func assertFile(t *testing.T, path, want string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != want {
+		t.Fatalf("%s holds %q, want %q", path, b, want)
+	}
+}
+
+// TestTimestampsTempLinkNotFollowed: a link where a fixed temporary name
+// would go is never written through; writes go to a fresh file.
+func TestTimestampsTempLinkNotFollowed(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "hop0")
+	mkdirMode(t, dir, 0o700)
+	victim := filepath.Join(base, "victim")
+	if err := os.WriteFile(victim, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(dir, "timestamp.tmp")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenTimestampStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Next()
+	assertFile(t, victim, "precious")
+	assertRegularState(t, dir)
+}
+
+// assertRegularState fails t unless dir holds a regular state file of mode
+// 0600 with a reservation.
+func assertRegularState(t *testing.T, dir string) {
+	t.Helper()
+	fi, err := os.Lstat(filepath.Join(dir, "timestamp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 || fi.Size() != tai64n.TimestampSize {
+		t.Fatalf("state file is %v of %d bytes, want a regular 0600 file of %d",
+			fi.Mode(), fi.Size(), tai64n.TimestampSize)
+	}
+}
+
+// TestTimestampsStateNotRegular: a state file that is a link (to a file
+// holding a reservation an hour ahead) or a FIFO is damage. The store
+// starts from the wall clock without blocking, says so once when it has a
+// Logger, leaves the link's target alone and replaces the file with its own.
+func TestTimestampsStateNotRegular(t *testing.T) {
+	future := stampOf(time.Now().Add(time.Hour))
+	cases := []struct {
+		name string
+		make func(t *testing.T, path, victim string)
+		want string
+	}{
+		{"symbolic link", func(t *testing.T, path, victim string) {
+			if err := os.Symlink(victim, path); err != nil {
+				t.Fatal(err)
+			}
+		}, "is a symbolic link"},
+		{"fifo", func(t *testing.T, path, _ string) {
+			if err := syscall.Mkfifo(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "is not a regular file"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			base := t.TempDir()
+			dir := filepath.Join(base, "hop0")
+			mkdirMode(t, dir, 0o700)
+			victim := filepath.Join(base, "victim")
+			if err := os.WriteFile(victim, future[:], 0o600); err != nil {
+				t.Fatal(err)
+			}
+			tc.make(t, filepath.Join(dir, "timestamp"), victim)
+
+			opened := make(chan *TimestampStore, 1)
+			go func() {
+				s, err := OpenTimestampStore(dir)
+				if err != nil {
+					t.Error(err)
+				}
+				opened <- s
+			}()
+			var s *TimestampStore
+			select {
+			case s = <-opened:
+			case <-time.After(10 * time.Second):
+				t.Fatal("open blocked on the state file")
+			}
+			if s == nil {
+				return
+			}
+			var logged lineCounter
+			s.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+			for range 3 {
+				if ts := s.Next(); compareTimestamps(ts, future) >= 0 {
+					t.Fatalf("timestamp %v follows the reservation the %s held", ts, tc.name)
+				}
+				s.mu.Lock()
+				s.reserved = s.last // make the next call write again
+				s.mu.Unlock()
+			}
+			if n := logged.count(tc.want); n != 1 {
+				t.Errorf("%d warnings saying %q, want 1: %q", n, tc.want, logged.lines)
+			}
+			assertFile(t, victim, string(future[:]))
+			assertRegularState(t, dir)
+		})
+	}
+}
+
+// TestTimestampsDamageLogged: a damaged state file is logged once, by the
+// first write once a Logger is set, not on every write.
+func TestTimestampsDamageLogged(t *testing.T) {
+	cases := []struct{ name, content, want string }{
+		{"short", "junk", "holds 4 bytes"},
+		{"implausible", string(bytes.Repeat([]byte{0xff}, tai64n.TimestampSize)),
+			"no plausible timestamp"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "timestamp")
+			if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err := OpenTimestampStore(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logged lineCounter
+			s.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+			for range 3 {
+				s.Next()
+				s.mu.Lock()
+				s.reserved = s.last // make the next call write again
+				s.mu.Unlock()
+			}
+			if n := logged.count("timestamp state damaged"); n != 1 {
+				t.Fatalf("%d warnings of damage over 3 writes, want 1: %q", n, logged.lines)
+			}
+			if n := logged.count(tc.want); n != 1 {
+				t.Errorf("the warning does not say %q: %q", tc.want, logged.lines)
+			}
+		})
 	}
 }

@@ -167,6 +167,9 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags) error {
 	log = log.With("interface", ic.Name)
 
 	ts, err := device.OpenTimestampStore(filepath.Join(g.stateDir, ic.Name))
+	if errors.Is(err, device.ErrUnsafeStateDir) {
+		return usageError{err} // the operator's to fix, as a bad config is
+	}
 	if err != nil {
 		return err
 	}

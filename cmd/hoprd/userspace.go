@@ -334,6 +334,9 @@ func serveUserspace(ctx context.Context, g *globalFlags, name string, rep *repor
 	}
 	log = log.With("interface", name)
 	ts, err := device.OpenTimestampStore(filepath.Join(g.stateDir, name))
+	if errors.Is(err, device.ErrUnsafeStateDir) {
+		return usageError{err} // the operator's to fix, as a bad config is
+	}
 	if err != nil {
 		return err
 	}
