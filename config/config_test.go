@@ -237,6 +237,14 @@ func TestParseErrors(t *testing.T) {
 			"peer[1].endpoint", "neither an IP address nor a valid DNS name"},
 		{"unspecified endpoint", withPeer(`endpoint = "0.0.0.0:51820"`), 9,
 			"peer[1].endpoint", "cannot be a peer's address"},
+		{"broadcast endpoint", withPeer(`endpoint = "255.255.255.255:51820"`), 9,
+			"peer[1].endpoint", "255.255.255.255 cannot be a peer's address"},
+		{"multicast endpoint", withPeer(`endpoint = "224.0.0.1:51820"`), 9,
+			"peer[1].endpoint", "224.0.0.1 cannot be a peer's address"},
+		{"IPv6 multicast endpoint", withPeer(`endpoint = "[ff02::1]:51820"`), 9,
+			"peer[1].endpoint", "ff02::1 cannot be a peer's address"},
+		{"IPv4-mapped endpoint", withPeer(`endpoint = "[::ffff:192.0.2.2]:51820"`), 9,
+			"peer[1].endpoint", "not an IPv6 address"},
 
 		// Other peer values.
 		{"keepalive under a second", withPeer(`persistent_keepalive = "500ms"`), 9,

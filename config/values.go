@@ -91,13 +91,46 @@ func checkEndpoint(s string) error {
 		return errors.New("missing host before the port")
 	}
 	if a, err := netip.ParseAddr(host); err == nil {
-		if a.IsUnspecified() || a.IsMulticast() {
-			return fmt.Errorf("%v cannot be a peer's address", a)
+		if err := checkEndpointIP(a); err != nil {
+			return err
 		}
 	} else if err := checkHostname(host); err != nil {
 		return err
 	}
 	return checkPort(port)
+}
+
+// CheckEndpointAddr checks a peer endpoint given as an address and a port,
+// as the config file's endpoint key checks one written as text: it refuses
+// port 0 and an address no peer can have (unspecified, multicast, the IPv4
+// broadcast address, or an IPv4-mapped IPv6 address, which is written as
+// the IPv4 address). It leaves zones alone. The wg(8) configuration socket
+// checks its endpoints with it too.
+func CheckEndpointAddr(ap netip.AddrPort) error {
+	if err := checkEndpointIP(ap.Addr()); err != nil {
+		return err
+	}
+	if ap.Port() == 0 {
+		return errors.New(`port "0" is not a number from 1 to 65535`)
+	}
+	return nil
+}
+
+// ipv4Broadcast is the limited broadcast address, 255.255.255.255.
+var ipv4Broadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+
+// checkEndpointIP refuses an address no peer can have.
+func checkEndpointIP(a netip.Addr) error {
+	switch {
+	case !a.IsValid():
+		return errors.New("missing address")
+	case a.Is4In6():
+		return fmt.Errorf("%v is an IPv4-mapped IPv6 address: write the IPv4 address, "+
+			"like \"%v:51820\"", a.WithZone(""), a.Unmap().WithZone(""))
+	case a.IsUnspecified() || a.IsMulticast() || a == ipv4Broadcast:
+		return fmt.Errorf("%v cannot be a peer's address", a)
+	}
+	return nil
 }
 
 // checkIPv6Host checks the address between the brackets of an endpoint.
@@ -106,10 +139,11 @@ func checkIPv6Host(host string) error {
 	if err != nil || !a.Is6() || a.Is4In6() {
 		return fmt.Errorf("[%s] is not an IPv6 address", host)
 	}
+	if err := checkEndpointIP(a); err != nil {
+		return err
+	}
 	linkLocal := a.IsLinkLocalUnicast()
 	switch zone := a.Zone(); {
-	case a.IsUnspecified() || a.IsMulticast():
-		return fmt.Errorf("%v cannot be a peer's address", a)
 	case zone == "" && linkLocal:
 		return fmt.Errorf("link-local address %v needs a zone naming the interface, "+
 			"like [%v%%eth0]", a, a)

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 
+	"github.com/hoprd/hoprd/config"
 	"github.com/hoprd/hoprd/handshake"
 )
 
@@ -301,8 +302,13 @@ func (ps *PeerSet) parseLine(key string, v []byte) error {
 		return parseKey(ps.PresharedKey[:], v)
 	case keyEndpoint:
 		ap, err := netip.ParseAddrPort(string(v))
-		if err != nil || ap.Port() == 0 || ap.Addr().IsUnspecified() {
+		if err != nil {
 			return fmt.Errorf("%w: want a numeric address and a port", ErrInvalidValue)
+		}
+		// The config file's rules, so that wg set takes no endpoint that
+		// hoprd check would refuse.
+		if err := config.CheckEndpointAddr(ap); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidValue, err)
 		}
 		ps.Endpoint = ap
 	case keyPersistentKeepaliveInterval:

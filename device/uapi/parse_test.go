@@ -159,6 +159,16 @@ func TestParseRefuses(t *testing.T) {
 			"\nendpoint=192.0.2.1:0\n\n", want: ErrInvalidValue},
 		{name: "endpoint unspecified", in: "set=1\npublic_key=" + hexB +
 			"\nendpoint=0.0.0.0:1\n\n", want: ErrInvalidValue},
+		{name: "endpoint IPv6 unspecified", in: "set=1\npublic_key=" + hexB +
+			"\nendpoint=[::]:1\n\n", want: ErrInvalidValue},
+		{name: "endpoint multicast", in: "set=1\npublic_key=" + hexB +
+			"\nendpoint=224.0.0.1:51820\n\n", want: ErrInvalidValue},
+		{name: "endpoint IPv6 multicast", in: "set=1\npublic_key=" + hexB +
+			"\nendpoint=[ff02::1]:51820\n\n", want: ErrInvalidValue},
+		{name: "endpoint broadcast", in: "set=1\npublic_key=" + hexB +
+			"\nendpoint=255.255.255.255:51820\n\n", want: ErrInvalidValue},
+		{name: "endpoint IPv4-mapped", in: "set=1\npublic_key=" + hexB +
+			"\nendpoint=[::ffff:192.0.2.2]:51820\n\n", want: ErrInvalidValue},
 		{name: "allowed IP without length", in: "set=1\npublic_key=" + hexB +
 			"\nallowed_ip=10.0.0.1\n\n", want: ErrInvalidValue},
 		{name: "IPv4-mapped allowed IP", in: "set=1\npublic_key=" + hexB +

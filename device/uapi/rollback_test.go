@@ -73,6 +73,14 @@ func TestRefusedPeerSectionChangesNothing(t *testing.T) {
 		{name: "endpoint the bind refuses", errno: syscall.EIO,
 			body: pub + "allowed_ip=-10.0.0.0/24\nallowed_ip=10.5.0.0/24\n" +
 				"endpoint=[fe80::1%nosuchif0]:51820\npersistent_keepalive_interval=7\n"},
+		// Endpoints the config file refuses: EINVAL, as WireGuard's uapi
+		// answers an invalid value, and the section's other lines unapplied.
+		{name: "multicast endpoint", errno: syscall.EINVAL,
+			body: pub + others + "allowed_ip=10.5.0.0/24\nendpoint=224.0.0.1:51820\n"},
+		{name: "broadcast endpoint", errno: syscall.EINVAL,
+			body: pub + others + "allowed_ip=10.5.0.0/24\nendpoint=255.255.255.255:51820\n"},
+		{name: "IPv4-mapped endpoint", errno: syscall.EINVAL,
+			body: pub + others + "allowed_ip=10.5.0.0/24\nendpoint=[::ffff:192.0.2.2]:51820\n"},
 		{name: "remove whose route cannot be removed", errno: syscall.EIO,
 			failRemove: []string{"10.0.1.0/24"}, body: pub + "remove=true\n"},
 	}
