@@ -18,6 +18,11 @@ const (
 	// bytes (no padding).
 	key31 = "LWbd31SBju+z/OHHu2b6uDDirA6apwIQay6d+VSgJw=="
 	key33 = "LWbd31SBju+z/OHHu2b6uDDirA6apwIQay6d+VSgJy4A"
+	// A point of small order: X25519 with it gives all zeros whatever the
+	// private key, so no handshake can complete. The second sets the top
+	// bit, which X25519 ignores.
+	keySmallOrder     = "4Ot6fDtBuK4WVuP68Z/EatoJjeucMrH9hmIFFl9JuAA="
+	keySmallOrderHigh = "4Ot6fDtBuK4WVuP68Z/EatoJjeucMrH9hmIFFl9JuIA="
 	// 44 characters outside the base64 alphabet.
 	keyBadChars = "LWbd31SBju+z/OHHu2b6uDDirA6apwIQay6d+VSg!y4="
 )
@@ -179,6 +184,12 @@ func TestParseErrors(t *testing.T) {
 			"peer[1].public_key", "want 32 bytes, got 33"},
 		{"all-zero key", iface(peer("beta", strings.Repeat("A", 43)+"=", "")...), 7,
 			"peer[1].public_key", "all-zero"},
+		{"small-order key", iface(peer("beta", keySmallOrder, "")...), 7,
+			"peer[1].public_key", "a point of small order (a weak key)"},
+		{"small-order key, top bit set", iface(peer("beta", keySmallOrderHigh, "")...), 7,
+			"peer[1].public_key", "a point of small order (a weak key)"},
+		{"u = 1", iface(peer("beta", "AQ"+strings.Repeat("A", 41)+"=", "")...), 7,
+			"peer[1].public_key", "a point of small order (a weak key)"},
 		{"two peers with one key",
 			iface(peers(peer("a", pubA, ""), peer("b", pubA, ""))...), 11,
 			"peer[2].public_key", "already given at peer[1].public_key, line 7"},

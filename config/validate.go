@@ -335,6 +335,9 @@ func (v *validator) publicKey(key, s string) handshake.PublicKey {
 		v.errorf(key, "%v (hoprd pubkey prints a peer's public key)", err)
 	case pub.IsZero():
 		v.errorf(key, "the all-zero key is not a public key")
+	case pub.IsSmallOrder():
+		v.errorf(key, "a point of small order (a weak key), with which no handshake "+
+			"can complete (hoprd pubkey prints a peer's public key)")
 	default:
 		if other, dup := v.peerKeys[pub]; dup {
 			v.errorf(key, "the same public key is already given at %s", v.where(other))

@@ -92,6 +92,23 @@ func (k PublicKey) Equal(o PublicKey) bool {
 // IsZero reports whether k is all zeros (no key), in constant time.
 func (k PublicKey) IsZero() bool { return isZero(k[:]) }
 
+// IsSmallOrder reports whether k is a point of small order, the zero key
+// among them: the X25519 shared secret of any private key with it is all
+// zeros, so no handshake with a peer of that key can ever complete. It is
+// the test NewHandshake's Diffie-Hellman makes, run against a fixed key: a
+// clamped scalar is a multiple of the cofactor and too small to be one of
+// the large prime order, so only points of small order give it zeros.
+func (k PublicKey) IsSmallOrder() bool {
+	var ss [KeySize]byte
+	err := dh(&ss, smallOrderProbe, k[:])
+	clear(ss[:])
+	return err != nil
+}
+
+// smallOrderProbe is the fixed private key IsSmallOrder tests with; it
+// guards nothing, so it may be public.
+var smallOrderProbe = newECDHKey(&PrivateKey{1})
+
 // String returns the key in standard base64.
 func (k PublicKey) String() string { return k.Base64() }
 

@@ -227,6 +227,10 @@ func (s *Set) parseLine(line []byte) error {
 		if pub.IsZero() {
 			return fmt.Errorf("%s: %w: the zero key", key, ErrInvalidValue)
 		}
+		if pub.IsSmallOrder() {
+			// As the config file refuses it: no handshake could complete.
+			return fmt.Errorf("%s: %w: a point of small order", key, ErrInvalidValue)
+		}
 		s.Peers = append(s.Peers, PeerSet{PublicKey: pub})
 		return nil
 	}

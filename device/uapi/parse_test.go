@@ -18,6 +18,9 @@ var (
 	hexB = strings.Repeat("b2", 32)
 	hexC = strings.Repeat("c3", 32)
 	hex0 = strings.Repeat("00", 32)
+	// hexSmallOrder is a point of small order, with which no handshake
+	// can complete.
+	hexSmallOrder = "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"
 )
 
 func keyOf(b byte) [32]byte {
@@ -145,6 +148,10 @@ func TestParseRefuses(t *testing.T) {
 			want: ErrInvalidValue},
 		{name: "zero public key", in: "set=1\npublic_key=" + hex0 + "\n\n",
 			want: ErrInvalidValue},
+		{name: "small-order public key", in: "set=1\npublic_key=" + hexSmallOrder + "\n\n",
+			want: ErrInvalidValue},
+		{name: "small-order public key removed", in: "set=1\npublic_key=" + hexSmallOrder +
+			"\nremove=true\n\n", want: ErrInvalidValue},
 		{name: "port too big", in: "set=1\nlisten_port=65536\n\n", want: ErrInvalidValue},
 		{name: "signed port", in: "set=1\nlisten_port=+1\n\n", want: ErrInvalidValue},
 		{name: "leading zero", in: "set=1\nfwmark=01\n\n", want: ErrInvalidValue},

@@ -527,6 +527,10 @@ func TestProtocolErrors(t *testing.T) {
 		{name: "unknown key", req: "set=1\nfoo=bar\n\n", errno: syscall.EINVAL, keepsConn: true},
 		{name: "bad key", req: "set=1\nprivate_key=00\n\n", errno: syscall.EINVAL,
 			keepsConn: true},
+		{name: "small-order public key", req: "set=1\npublic_key=" + hexSmallOrder + "\n\n",
+			errno: syscall.EINVAL, keepsConn: true},
+		{name: "multicast endpoint", req: "set=1\npublic_key=" + hexB +
+			"\nendpoint=224.0.0.1:51820\n\n", errno: syscall.EINVAL, keepsConn: true},
 		{name: "unknown operation", req: "put=1\n\n", errno: syscall.EPROTO},
 		{name: "line too long", req: "set=1\n" + strings.Repeat("a", 300) + "\n\n",
 			errno: syscall.EPROTO},
