@@ -82,6 +82,7 @@ func OpenTimestampStore(dir string) (*TimestampStore, error) {
 		return nil, err
 	}
 	s := &TimestampStore{path: filepath.Join(dir, "timestamp")}
+	removeStaleTemps(s.path)
 	b, damage, err := readState(s.path)
 	switch {
 	case err != nil:
@@ -283,7 +284,35 @@ func persist(path string, reserved tai64n.Timestamp) error {
 		os.Remove(tmp)
 		return fmt.Errorf("write timestamp state: %w", err)
 	}
+	// The rename is durable only once the directory is: a power cut before
+	// that would bring back the old, smaller reservation.
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("write timestamp state: %w", err)
+	}
 	return nil
+}
+
+// syncDir flushes the entries of the directory dir to disk.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// removeStaleTemps removes the temporary files of writes that a crash
+// interrupted before their rename. Only Next writes them, and no Next has
+// run yet on a store being opened.
+func removeStaleTemps(path string) {
+	stale, _ := filepath.Glob(path + ".tmp*")
+	for _, f := range stale {
+		os.Remove(f)
+	}
 }
 
 // plausible reports whether b is a TAI64N label hoprd could have written:

@@ -452,3 +452,32 @@ func TestTimestampsDamageLogged(t *testing.T) {
 		})
 	}
 }
+
+// TestTimestampsStaleTempsRemoved: the temporary files of writes a crash
+// cut short are removed when the store opens; the state itself stays.
+func TestTimestampsStaleTempsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	future := stampOf(time.Now().Add(time.Hour))
+	if err := os.WriteFile(filepath.Join(dir, "timestamp"), future[:], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"timestamp.tmp123", "timestamp.tmp"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := OpenTimestampStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "timestamp" {
+		t.Errorf("state directory holds %v, want only the state file", entries)
+	}
+	if ts := s.Next(); compareTimestamps(ts, future) <= 0 {
+		t.Errorf("timestamp %v is not beyond the kept reservation %v", ts, future)
+	}
+}
