@@ -149,7 +149,12 @@ func tuneGC() {
 	}
 }
 
+// runUp runs the daemon until a stop signal, ctx's end or a fault. The
+// stop signals are caught first of all, so that one arriving while the
+// daemon starts unwinds what it has set up and exits 0 as it would later.
 func runUp(ctx context.Context, g *globalFlags, f *upFlags) error {
+	ctx, stop := catchStop(ctx)
+	defer stop()
 	tuneGC()
 	if f.config == "" {
 		return usageError{errors.New("up needs a config file: hoprd up -c FILE")}
@@ -163,6 +168,9 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags) error {
 		return err
 	}
 	defer dc.wipe()
+	if stopRequested(ctx, log) {
+		return nil // nothing on the host has changed yet
+	}
 	ic := dc.cfg.Interface
 	log = log.With("interface", ic.Name)
 
@@ -240,20 +248,41 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags) error {
 	return nil
 }
 
-// waitForStop returns true on SIGINT, SIGTERM or SIGHUP, or when ctx ends,
-// and false when the device stops by itself.
+// stopSignals stop the daemon cleanly: it removes what it set up and exits 0.
+var stopSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
+
+// catchStop returns a context that a stop signal ends, with the signal as
+// its cause, and a function that restores the signals' default action. A
+// daemon calls it before anything else: a signal that finds no handler
+// kills the process, leaving the TUN, routes and sockets behind.
+func catchStop(ctx context.Context) (context.Context, context.CancelFunc) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return signal.NotifyContext(ctx, stopSignals...)
+}
+
+// stopRequested reports whether ctx, from catchStop, has ended, and if so
+// logs why.
+func stopRequested(ctx context.Context, log *slog.Logger) bool {
+	if ctx.Err() == nil {
+		return false
+	}
+	log.Info("shutting down", "reason", context.Cause(ctx).Error())
+	return true
+}
+
+// waitForStop returns true when ctx, from catchStop, ends (on SIGINT,
+// SIGTERM or SIGHUP, even one that came while the daemon started), and
+// false when the device stops by itself.
 func waitForStop(ctx context.Context, dev *device.Device, log *slog.Logger) bool {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	select {
-	case sig := <-sigs:
-		log.Info("shutting down", "signal", sig.String())
+	case <-ctx.Done():
+		stopRequested(ctx, log)
+		return true
 	case <-dev.Done():
 		return false
-	case <-ctxDone(ctx):
 	}
-	return true
 }
 
 // checkListenPort reports a listen port that another socket holds, in
@@ -281,12 +310,4 @@ func checkListenPort(port uint16) error {
 func portInUse(port uint16, err error) error {
 	return fmt.Errorf("listen port %d is already in use: stop the program that holds it "+
 		"or choose another listen_port (%w)", port, err)
-}
-
-// ctxDone returns ctx's done channel, or nil (never ready) without a ctx.
-func ctxDone(ctx context.Context) <-chan struct{} {
-	if ctx == nil {
-		return nil
-	}
-	return ctx.Done()
 }

@@ -189,8 +189,11 @@ func oneEditApart(a, b string) bool {
 }
 
 // daemonize starts "hoprd -f NAME" in a new session and waits until it
-// reports that the interface is up, or why it is not.
+// reports that the interface is up, or why it is not. A stop signal that
+// comes meanwhile stops the child too, which removes what it set up.
 func daemonize(g *globalFlags, name string) error {
+	ctx, stop := catchStop(context.Background())
+	defer stop()
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("go to the background: %w", err)
@@ -231,7 +234,12 @@ func daemonize(g *globalFlags, name string) error {
 		return fmt.Errorf("go to the background: %w", err)
 	}
 
-	msg, err := readReport(r, daemonTimeout)
+	msg, err := readReport(ctx, r, daemonTimeout)
+	if ctx.Err() != nil {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		return nil
+	}
 	if err == nil && msg == readyLine {
 		return cmd.Process.Release()
 	}
@@ -247,11 +255,13 @@ func daemonize(g *globalFlags, name string) error {
 	return fmt.Errorf("start %s in the background: the daemon exited without a word", name)
 }
 
-// readReport reads what the child writes on the pipe until it closes it.
-func readReport(r *os.File, timeout time.Duration) (string, error) {
+// readReport reads what the child writes on the pipe until it closes it,
+// or until ctx ends.
+func readReport(ctx context.Context, r *os.File, timeout time.Duration) (string, error) {
 	if err := r.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 		return "", err
 	}
+	defer context.AfterFunc(ctx, func() { r.SetReadDeadline(time.Now()) })()
 	b, err := io.ReadAll(io.LimitReader(r, 4096))
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return "", fmt.Errorf("no word from the daemon within %v", timeout)
@@ -314,6 +324,8 @@ func userspaceLogger() (*slog.Logger, error) {
 // runUserspace runs the interface name in the foreground until a signal
 // arrives or the link is deleted.
 func runUserspace(ctx context.Context, g *globalFlags, name string) error {
+	ctx, stop := catchStop(ctx) // first: see runUp
+	defer stop()
 	tuneGC()
 	rep := newReporter()
 	err := serveUserspace(ctx, g, name, rep)
