@@ -31,6 +31,9 @@ type Peer struct {
 	allowedIPs []netip.Prefix // guarded by Device.peersMu
 
 	endpoint atomic.Pointer[conn.Endpoint] // where packets to the peer go
+	// endpointProblem says why the configured endpoint is not known, for
+	// status while the peer has no endpoint; nil when there is nothing to say.
+	endpointProblem atomic.Pointer[string]
 
 	mu        sync.RWMutex // guards the fields below
 	current   *session     // the session packets are sent with
@@ -105,6 +108,18 @@ func (p *Peer) SetEndpoint(ap netip.AddrPort) error {
 	}
 	p.endpoint.Store(&ep)
 	return nil
+}
+
+// SetEndpointProblem records why the peer's configured endpoint is not known
+// (a DNS name that did not resolve, say). While the peer has no endpoint,
+// status shows it as the peer's problem, in place of the bare "no endpoint
+// known". An empty msg clears it. It logs nothing: the caller does.
+func (p *Peer) SetEndpointProblem(msg string) {
+	if msg == "" {
+		p.endpointProblem.Store(nil)
+		return
+	}
+	p.endpointProblem.Store(&msg)
 }
 
 // getEndpoint returns where packets to the peer go, or nil.

@@ -98,5 +98,8 @@ func (p *Peer) status(now time.Time) PeerStatus {
 	if msg := p.lastProblem.Load(); msg != nil {
 		ps.Problem = *msg
 	}
+	if msg := p.endpointProblem.Load(); msg != nil && ps.Endpoint == nil {
+		ps.Problem = "no endpoint known: " + *msg
+	}
 	return ps
 }

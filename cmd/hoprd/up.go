@@ -27,6 +27,7 @@ import (
 type upFlags struct {
 	config   string
 	logLevel string
+	resolver *resolver // of peer endpoints; nil: the system's (tests set one)
 }
 
 func newUpCmd(g *globalFlags) *cobra.Command {
@@ -90,8 +91,9 @@ type daemonConfig struct {
 }
 
 // loadDaemonConfig reads and checks everything before any interface is
-// created, so a bad config changes nothing on the host.
-func loadDaemonConfig(path string, log *slog.Logger) (*daemonConfig, error) {
+// created, so a bad config changes nothing on the host. It leaves the
+// peers' endpoints to resolver.resolveAll.
+func loadDaemonConfig(path string) (*daemonConfig, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
@@ -113,15 +115,6 @@ func loadDaemonConfig(path string, log *slog.Logger) (*daemonConfig, error) {
 		}
 		if pc.Mode == config.ModeWireGuard {
 			p.Protocol = handshake.WireGuard
-		}
-		if pc.Endpoint != "" {
-			ap, err := device.ResolveEndpoint(pc.Endpoint)
-			if err != nil {
-				log.Warn("endpoint not resolved; waiting for the peer to make contact",
-					"peer", pc.Name, "err", err)
-			} else {
-				p.Endpoint = ap
-			}
 		}
 		dc.peers = append(dc.peers, p)
 	}
@@ -163,11 +156,16 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags) error {
 	if err != nil {
 		return err
 	}
-	dc, err := loadDaemonConfig(f.config, log)
+	dc, err := loadDaemonConfig(f.config)
 	if err != nil {
 		return err
 	}
 	defer dc.wipe()
+	res := f.resolver
+	if res == nil {
+		res = systemResolver()
+	}
+	unresolved := res.resolveAll(ctx, dc, log)
 	if stopRequested(ctx, log) {
 		return nil // nothing on the host has changed yet
 	}
@@ -224,6 +222,8 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags) error {
 		}
 	}
 	dc.wipe()
+	stopRetry := res.retry(ctx, dev, unresolved, log)
+	defer stopRetry()
 
 	srv, err := control.Listen(g.runDir, ic.Name, func() device.Status {
 		st := dev.Status()
