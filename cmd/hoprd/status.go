@@ -2,16 +2,22 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"iter"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/hoprd/hoprd/device"
 	"github.com/hoprd/hoprd/device/control"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 )
 
 type statusFlags struct {
@@ -57,7 +63,11 @@ func runStatus(w io.Writer, g *globalFlags, f *statusFlags) error {
 				strings.Join(names, ", "))}
 		}
 	}
-	st, err := control.Status(control.SocketPath(g.runDir, name))
+	path := control.SocketPath(g.runDir, name)
+	st, err := control.Status(path)
+	if errors.Is(err, control.ErrPermission) {
+		return permissionProblem(path)
+	}
 	if err != nil {
 		return err
 	}
@@ -68,6 +78,59 @@ func runStatus(w io.Writer, g *globalFlags, f *statusFlags) error {
 	}
 	printStatus(w, st, time.Now())
 	return nil
+}
+
+// permissionProblem says why this user may not connect to the control socket
+// at path: a directory on the way that it may not search (and then whether a
+// socket is there at all cannot be told), or the socket itself, which is the
+// daemon's.
+func permissionProblem(path string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	for dir := range ancestors(filepath.Dir(abs)) {
+		if unix.Access(dir, unix.X_OK) == nil {
+			continue
+		}
+		return fmt.Errorf("%w: cannot search %s (%s), so cannot tell whether %s's "+
+			"daemon runs: run as root or as the daemon's user", control.ErrPermission,
+			dir, ownerMode(dir), strings.TrimSuffix(filepath.Base(abs), ".sock"))
+	}
+	return fmt.Errorf("%w: %s (%s) is the daemon's own: run as root or as its user",
+		control.ErrPermission, abs, ownerMode(abs))
+}
+
+// ancestors yields the directories from the root down to dir, an absolute
+// path, dir included.
+func ancestors(dir string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		var chain []string
+		for d := dir; ; d = filepath.Dir(d) {
+			chain = append(chain, d)
+			if d == filepath.Dir(d) {
+				break
+			}
+		}
+		for _, d := range slices.Backward(chain) {
+			if !yield(d) {
+				return
+			}
+		}
+	}
+}
+
+// ownerMode describes the owner and mode of the file at path, for a message.
+func ownerMode(path string) string {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return "cannot stat it"
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "mode " + fi.Mode().String()
+	}
+	return fmt.Sprintf("owner uid %d, gid %d, mode %s", st.Uid, st.Gid, fi.Mode())
 }
 
 // printStatus writes st as a readable table.
