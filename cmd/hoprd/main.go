@@ -33,6 +33,13 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
+// reportedError is an error the command has printed already: run only
+// takes the exit code from it.
+type reportedError struct{ err error }
+
+func (e reportedError) Error() string { return e.err.Error() }
+func (e reportedError) Unwrap() error { return e.err }
+
 // globalFlags are the flags every subcommand understands.
 type globalFlags struct {
 	runDir   string // where control sockets live
@@ -94,7 +101,9 @@ func run(args []string) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(os.Stderr, "hoprd: %v\n", err)
+	if !errors.As(err, new(reportedError)) {
+		fmt.Fprintf(os.Stderr, "hoprd: %v\n", err)
+	}
 	var ue usageError
 	if errors.As(err, &ue) || isUsageError(err) {
 		return exitConfig

@@ -270,6 +270,67 @@ func TestCheckLooseKeyNamesFix(t *testing.T) {
 	}
 }
 
+// TestCheckSeveral gives check several files with -c: it checks each, in
+// order, and exits 2 if any fails.
+func TestCheckSeveral(t *testing.T) {
+	dir := checkDir(t)
+	write := func(name, cfg string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	good := "[interface]\nname = \"hop0\"\nprivate_key_file = \"private.key\"\n"
+	a, b := write("a.toml", good), write("b.toml", good)
+	bad := write("bad.toml", good+"pubkey = \"x\"\n")
+	loose := write("loose.toml", strings.Replace(good, "private.key", "loose.key", 1))
+	tests := []struct {
+		name     string
+		files    []string
+		code     int
+		out, err []string // lines, each after a file's path
+	}{
+		{"all good", []string{a, b}, exitOK,
+			[]string{a + ": ok (0 peers)", b + ": ok (0 peers)"}, nil},
+		{"bad ones among good ones", []string{bad, a, loose, b}, exitConfig,
+			[]string{a + ": ok (0 peers)", b + ": ok (0 peers)"},
+			[]string{"hoprd: " + bad + ":4: interface.pubkey: unknown key",
+				"hoprd: " + loose + ":3: interface.private_key_file: "}},
+		{"the last bad", []string{a, bad}, exitConfig,
+			[]string{a + ": ok (0 peers)"}, []string{"hoprd: " + bad + ":4: "}},
+	}
+	for _, tc := range tests {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			args := []string{"check"}
+			for _, f := range tc.files {
+				args = append(args, "-c", f)
+			}
+			code, out, errOut := runOffline(t, "", args...)
+			outLines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+			if out == "" {
+				outLines = nil
+			}
+			errLines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+			if errOut == "" {
+				errLines = nil
+			}
+			ok := code == tc.code && len(outLines) == len(tc.out) &&
+				len(errLines) == len(tc.err)
+			for i := 0; ok && i < len(tc.out); i++ {
+				ok = outLines[i] == tc.out[i]
+			}
+			for i := 0; ok && i < len(tc.err); i++ {
+				ok = strings.HasPrefix(errLines[i], tc.err[i])
+			}
+			if !ok {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, stdout %q, "+
+					"stderr lines starting %q", code, out, errOut, tc.code, tc.out, tc.err)
+			}
+		})
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	tests := []struct {
 		name string
