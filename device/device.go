@@ -396,7 +396,9 @@ func ResolveEndpoint(s string) (netip.AddrPort, error) {
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("resolve endpoint %s: %w", s, err)
 	}
-	return ua.AddrPort(), nil
+	// The resolver gives IPv4 addresses in their 16-byte form.
+	ap := ua.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 }
 
 // Done is closed when the device stops, by Close or after a fatal error.

@@ -9,11 +9,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync"
 	"time"
 
+	"github.com/hoprd/hoprd/config"
 	"github.com/hoprd/hoprd/device"
 	"github.com/hoprd/hoprd/handshake"
 )
@@ -54,6 +56,12 @@ func lookupEndpoint(ctx context.Context, endpoint string) (netip.AddrPort, error
 	c := make(chan result, 1)
 	go func() {
 		ap, err := device.ResolveEndpoint(endpoint)
+		if err == nil {
+			// A name may lead to an address no peer can have.
+			if cerr := config.CheckEndpointAddr(ap); cerr != nil {
+				err = fmt.Errorf("resolve endpoint %s: %v: %w", endpoint, ap, cerr)
+			}
+		}
 		c <- result{ap, err}
 	}()
 	select {
