@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -300,9 +299,7 @@ func TestResolveBackoff(t *testing.T) {
 // must take the signal (not die of it), return nil and leave nothing behind.
 // (SIGHUP, because TestMain takes SIGINT and SIGTERM when run as root.)
 func TestUpStopsOnSignalWhileStarting(t *testing.T) {
-	old := debug.SetGCPercent(100) // runUp tunes it
-	debug.SetGCPercent(old)
-	t.Cleanup(func() { debug.SetGCPercent(old) })
+	keepGCPercent(t)
 	dir := checkDir(t)
 	cfg := filepath.Join(dir, "hoprd.toml")
 	content := "[interface]\nname = \"hop0\"\nprivate_key_file = \"private.key\"\n" +

@@ -60,6 +60,14 @@ func runOffline(t *testing.T, stdin string, args ...string) (code int, stdout, s
 	return code, read("stdout"), read("stderr")
 }
 
+// keepGCPercent restores, when t ends, the collector's setting that the
+// daemon code a test calls tunes for the whole process.
+func keepGCPercent(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	debug.SetGCPercent(old)
+	t.Cleanup(func() { debug.SetGCPercent(old) })
+}
+
 // withUmask runs fn under the umask mask.
 func withUmask(mask int, fn func()) {
 	old := syscall.Umask(mask)
@@ -402,11 +410,7 @@ func TestInterfaceNameTypoGuard(t *testing.T) {
 // of any path, so nothing appears under the state directory (a "../" name
 // would otherwise reach outside it).
 func TestInterfaceNameRefusedFirst(t *testing.T) {
-	if os.Getenv("GOGC") == "" {
-		old := debug.SetGCPercent(100) // runUserspace tunes it
-		debug.SetGCPercent(old)
-		t.Cleanup(func() { debug.SetGCPercent(old) })
-	}
+	keepGCPercent(t)
 	for name, why := range map[string]string{
 		"hop:0":    `"hop:0" contains ':'`,
 		"bad/name": `"bad/name" contains '/'`,

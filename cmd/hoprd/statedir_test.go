@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -12,11 +11,7 @@ import (
 // directory others may write as a configuration error (exit 2), saying how
 // to fix it, before any interface is created.
 func TestUnsafeStateDirIsUsageError(t *testing.T) {
-	if os.Getenv("GOGC") == "" {
-		old := debug.SetGCPercent(100) // the daemons tune it
-		debug.SetGCPercent(old)
-		t.Cleanup(func() { debug.SetGCPercent(old) })
-	}
+	keepGCPercent(t)
 	const cfg = `[interface]
 name = "hop0"
 private_key_file = "private.key"
