@@ -164,12 +164,15 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, out []byte) {
 		return
 	}
 	// The session must be reachable by its index before the response leaves:
-	// the initiator may answer with data at once. The endpoint stays: only
-	// the initiator's first message on the session, which confirms it,
+	// the initiator may answer with data at once. A known endpoint stays:
+	// only the initiator's first message on the session, which confirms it,
 	// moves it (deliver). An initiation proves no liveness, and a captured
 	// one replayed from elsewhere to a responder that has forgotten its
 	// timestamp (after a restart) would otherwise steer our traffic away.
+	// A peer with no endpoint at all gets this one, so that we can initiate
+	// ourselves if that first message is lost: there is nothing to steer.
 	sess := newSession(p, &s, time.Now(), d.hopInterval)
+	p.learnEndpoint(ep)
 	p.installResponded(sess)
 	if err := d.bind.Send([][]byte{out[:n]}, ep); err != nil {
 		p.drops.add(DropSendError, 1)

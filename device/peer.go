@@ -163,6 +163,12 @@ func (p *Peer) updateEndpoint(ep conn.Endpoint) {
 	p.endpoint.Store(&stored)
 }
 
+// learnEndpoint gives p the endpoint ep if it has none.
+func (p *Peer) learnEndpoint(ep conn.Endpoint) {
+	stored := ep
+	p.endpoint.CompareAndSwap(nil, &stored)
+}
+
 // atEndpoint reports whether a message from ep came from the address of
 // p's endpoint, the one it authenticated from last or was configured with.
 // Ports are not compared, as a NAT may change them.

@@ -367,8 +367,9 @@ func (d *Device) deliver(g *inGroup, views [][]byte) [][]byte {
 		s.received.Store(true)
 	}
 	p.rxBytes.Add(rx)
-	p.confirm(s)
+	// The endpoint first: confirming flushes what waited for the session.
 	p.updateEndpoint(lastEP)
+	p.confirm(s)
 	p.timers.packetReceived(data)
 	if s.initiator && time.Since(s.created) >= d.timers.rekeyOnReceiveAge() {
 		d.initiateHandshake(p, false)
