@@ -2,7 +2,9 @@ package device
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -34,7 +37,8 @@ type TimestampStore struct {
 	// across restarts, which should not go unnoticed. Set it before use.
 	Logger *slog.Logger
 
-	path string
+	path string     // of the state file, for messages
+	root *os.Root   // the state directory as checked; every access goes through it
 	wmu  sync.Mutex // serializes writes of the state; taken before mu
 
 	mu        sync.Mutex       // guards the fields below
@@ -78,12 +82,13 @@ func OpenTimestampStore(dir string) (*TimestampStore, error) {
 		}
 		return nil, fmt.Errorf("create state directory: %w", err)
 	}
-	if err := checkStateDir(dir); err != nil {
+	root, err := openStateDir(dir)
+	if err != nil {
 		return nil, err
 	}
-	s := &TimestampStore{path: filepath.Join(dir, "timestamp")}
-	removeStaleTemps(s.path)
-	b, damage, err := readState(s.path)
+	s := &TimestampStore{path: filepath.Join(dir, stateFile), root: root}
+	s.removeStaleTemps()
+	b, damage, err := readState(root)
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("read timestamp state: %w", err)
@@ -99,6 +104,37 @@ func OpenTimestampStore(dir string) (*TimestampStore, error) {
 		s.last = s.reserved
 	}
 	return s, nil
+}
+
+// stateFile is the name of the state file in the state directory, and
+// stateTemp the prefix of the temporary files it is written through.
+const (
+	stateFile = "timestamp"
+	stateTemp = stateFile + ".tmp"
+)
+
+// openStateDir checks dir and opens it as a root for every later access,
+// so that replacing dir after the check (possible when its parent is
+// writable by others) changes nothing: the store keeps using the
+// directory it checked.
+func openStateDir(dir string) (*os.Root, error) {
+	if err := checkStateDir(dir); err != nil {
+		return nil, err
+	}
+	before, err := os.Lstat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("check state directory: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open state directory: %w", err)
+	}
+	opened, err := root.Stat(".")
+	if err != nil || !os.SameFile(before, opened) {
+		root.Close()
+		return nil, fmt.Errorf("%w %s: replaced while it was checked", ErrUnsafeStateDir, dir)
+	}
+	return root, nil
 }
 
 // checkStateDir refuses a state directory that is a symbolic link, not a
@@ -143,10 +179,15 @@ func userName(uid int) string {
 // link. It returns the content, nil if there is no file; or, when the file
 // is not one the store could have written, a description of the damage.
 // err is for faults reading a file that is the store's own.
-func readState(path string) (b []byte, damage string, err error) {
-	// O_NONBLOCK keeps a FIFO at path from blocking the open; the type
-	// check below then calls it damage.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+func readState(root *os.Root) (b []byte, damage string, err error) {
+	// A link is refused before the open, which would otherwise fail on one
+	// that leads out of the directory.
+	if fi, err := root.Lstat(stateFile); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		return nil, "is a symbolic link", nil
+	}
+	// O_NONBLOCK keeps a FIFO from blocking the open; the type check below
+	// then calls it damage.
+	f, err := root.OpenFile(stateFile, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, "", nil
@@ -219,7 +260,7 @@ func (s *TimestampStore) reserve(need tai64n.Timestamp) {
 	target := addNanos(s.last, uint64(timestampReserve))
 	s.noteDamage()
 	s.mu.Unlock()
-	err := persist(s.path, target)
+	err := s.persist(target)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err == nil && target.After(s.reserved) {
@@ -260,16 +301,17 @@ func (s *TimestampStore) noteWrite(err error) {
 	}
 }
 
-// persist writes the reservation to path atomically and durably: to a
-// fresh temporary file in the same directory (created exclusively, so never
-// through a planted link), synced, then renamed over path, which replaces
-// whatever path was, a link included, never what a link points at.
-func persist(path string, reserved tai64n.Timestamp) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+// persist writes the reservation atomically and durably: to a new
+// temporary file, synced, renamed over the state file, and the directory
+// synced. Only one persist runs at a time (wmu).
+func (s *TimestampStore) persist(reserved tai64n.Timestamp) error {
+	var suffix [8]byte
+	rand.Read(suffix[:])
+	tmp := stateTemp + hex.EncodeToString(suffix[:])
+	f, err := s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("write timestamp state: %w", err)
 	}
-	tmp := f.Name()
 	_, err = f.Write(reserved[:])
 	if err == nil {
 		err = f.Sync()
@@ -278,23 +320,23 @@ func persist(path string, reserved tai64n.Timestamp) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = s.root.Rename(tmp, stateFile)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		s.root.Remove(tmp)
 		return fmt.Errorf("write timestamp state: %w", err)
 	}
 	// The rename is durable only once the directory is: a power cut before
 	// that would bring back the old, smaller reservation.
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := s.syncDir(); err != nil {
 		return fmt.Errorf("write timestamp state: %w", err)
 	}
 	return nil
 }
 
-// syncDir flushes the entries of the directory dir to disk.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// syncDir flushes the entries of the state directory to disk.
+func (s *TimestampStore) syncDir() error {
+	d, err := s.root.Open(".")
 	if err != nil {
 		return err
 	}
@@ -306,12 +348,19 @@ func syncDir(dir string) error {
 }
 
 // removeStaleTemps removes the temporary files of writes that a crash
-// interrupted before their rename. Only Next writes them, and no Next has
-// run yet on a store being opened.
-func removeStaleTemps(path string) {
-	stale, _ := filepath.Glob(path + ".tmp*")
-	for _, f := range stale {
-		os.Remove(f)
+// interrupted before their rename. Only persist writes them, and no
+// persist has run yet on a store being opened.
+func (s *TimestampStore) removeStaleTemps() {
+	d, err := s.root.Open(".")
+	if err != nil {
+		return
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	for _, name := range names {
+		if strings.HasPrefix(name, stateTemp) {
+			s.root.Remove(name)
+		}
 	}
 }
 

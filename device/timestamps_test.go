@@ -174,7 +174,7 @@ func TestTimestampsExtendInBackground(t *testing.T) {
 	}
 	first := s.Next() // reserves a minute ahead, and waits for it
 	near := addNanos(first, uint64(timestampReserve/4))
-	if err := persist(s.path, near); err != nil {
+	if err := s.persist(near); err != nil {
 		t.Fatal(err)
 	}
 	s.mu.Lock()
@@ -479,5 +479,57 @@ func TestTimestampsStaleTempsRemoved(t *testing.T) {
 	}
 	if ts := s.Next(); compareTimestamps(ts, future) <= 0 {
 		t.Errorf("timestamp %v is not beyond the kept reservation %v", ts, future)
+	}
+}
+
+// TestTimestampsStaleTempsOnlyOwn: an interface name may hold glob
+// characters ("hop*" is a valid name), and opening its store must still
+// remove only its own temporary files, not another interface's write in
+// progress.
+func TestTimestampsStaleTempsOnlyOwn(t *testing.T) {
+	base := t.TempDir()
+	other := filepath.Join(base, "hop0")
+	mkdirMode(t, other, 0o700)
+	inflight := filepath.Join(other, "timestamp.tmp4242")
+	if err := os.WriteFile(inflight, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"hop*", "hop[", "hop?"} {
+		if _, err := OpenTimestampStore(filepath.Join(base, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(inflight); err != nil {
+		t.Fatalf("opening other stores removed %s: %v", inflight, err)
+	}
+}
+
+// TestTimestampsStateDirSwappedAfterOpen: whoever may write the state
+// directory's parent can replace the directory after the store checked
+// it. The store keeps writing into the directory it checked, never
+// through what took its place.
+func TestTimestampsStateDirSwappedAfterOpen(t *testing.T) {
+	base := t.TempDir()
+	parent := filepath.Join(base, "shared")
+	mkdirMode(t, parent, 0o777)
+	dir := filepath.Join(parent, "hop0")
+	s, err := OpenTimestampStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(base, "victim")
+	mkdirMode(t, victim, 0o755)
+	if err := os.Rename(dir, dir+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, dir); err != nil {
+		t.Fatal(err)
+	}
+	s.Next()
+	if _, err := os.Lstat(filepath.Join(victim, "timestamp")); err == nil {
+		t.Fatalf("the reservation was written through a link into %s", victim)
+	}
+	if _, err := os.Stat(filepath.Join(dir+".old", "timestamp")); err != nil {
+		t.Fatalf("the reservation is not in the directory the store checked: %v", err)
 	}
 }
