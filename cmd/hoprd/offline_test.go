@@ -419,13 +419,15 @@ func TestInterfaceNameRefusedFirst(t *testing.T) {
 	} {
 		root := t.TempDir()
 		state := filepath.Join(root, "state")
-		code, _, errOut := runOffline(t, "", "--run-dir", root, "--state-dir", state,
-			"--wg-dir", root, "-f", name)
-		want := "hoprd: interface name: " + why
-		if code != exitConfig || !strings.HasPrefix(errOut, want) ||
-			strings.Count(errOut, "hoprd:") != 1 {
-			t.Errorf("hoprd -f %s: exit %d, stderr %q; want exit 2 and %q...",
-				name, code, errOut, want)
+		for _, mode := range []string{"-f", "--"} { // foreground, and background
+			code, _, errOut := runOffline(t, "", "--run-dir", root, "--state-dir", state,
+				"--wg-dir", root, mode, name)
+			want := "hoprd: interface name: " + why
+			if code != exitConfig || !strings.HasPrefix(errOut, want) ||
+				strings.Count(errOut, "hoprd:") != 1 {
+				t.Errorf("hoprd %s %s: exit %d, stderr %q; want exit 2 and %q...",
+					mode, name, code, errOut, want)
+			}
 		}
 		entries, err := os.ReadDir(root)
 		if err != nil {

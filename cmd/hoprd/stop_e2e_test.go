@@ -171,3 +171,57 @@ func childrenOf(pid int) []int {
 	}
 	return pids
 }
+
+// TestE2EBackgroundNAME runs "hoprd NAME" in the background way: the child
+// reports a usage error (an unsafe state directory) as one, for exit 2, and
+// a name that starts with '-' reaches the child as a name, not a flag.
+func TestE2EBackgroundNAME(t *testing.T) {
+	r := newFaultRig(t)
+	wgDir := filepath.Join(r.dir, "wg")
+	run := func(name string) (int, string) {
+		t.Helper()
+		out, err := exec.Command("ip", "netns", "exec", r.h.ns, r.bin, "--run-dir", r.runDir,
+			"--state-dir", r.stateDir, "--wg-dir", wgDir, "--", name).CombinedOutput()
+		var ee *exec.ExitError
+		switch {
+		case errors.As(err, &ee):
+			return ee.ExitCode(), string(out)
+		case err != nil:
+			t.Fatal(err)
+		}
+		return 0, string(out)
+	}
+
+	unsafe := filepath.Join(r.stateDir, "bg0")
+	if err := os.MkdirAll(unsafe, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(unsafe, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := run("bg0"); code != exitConfig || !strings.Contains(out, "chmod 700") {
+		t.Errorf("unsafe state directory: exit %d, output %q; want exit 2 and the fix", code, out)
+	}
+
+	const dashed = "-bg1"
+	if code, out := run(dashed); code != 0 {
+		t.Fatalf("hoprd -- %s: exit %d, output %q", dashed, code, out)
+	}
+	if out, err := runCmd("ip", "-n", r.h.ns, "link", "show", "dev", dashed); err != nil {
+		t.Fatalf("no interface %s after hoprd -- %s: %v\n%s", dashed, dashed, err, out)
+	}
+	// Deleting its link stops the daemon, which then removes its sockets.
+	if out, err := runCmd("ip", "-n", r.h.ns, "link", "del", "dev", dashed); err != nil {
+		t.Fatalf("delete %s: %v\n%s", dashed, err, out)
+	}
+	sock := filepath.Join(r.runDir, dashed+".sock")
+	for deadline := time.Now().Add(stopTimeout); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(sock); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon of %s still runs %v after its link was deleted", dashed,
+				stopTimeout)
+		}
+	}
+}

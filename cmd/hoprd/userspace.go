@@ -60,8 +60,10 @@ const (
 	daemonTimeout = 30 * time.Second
 	// readyLine is what the child writes once the interface is up.
 	readyLine = "ready"
-	// errorPrefix starts what the child writes when it cannot start.
+	// errorPrefix starts what the child writes when it cannot start, and
+	// usagePrefix what it writes when the reason is a usage error (exit 2).
 	errorPrefix = "error: "
+	usagePrefix = "usage: "
 )
 
 type userspaceFlags struct {
@@ -103,6 +105,10 @@ func addUserspace(root *cobra.Command, g *globalFlags) {
 			return usageError{fmt.Errorf("unknown command %q; did you mean %q? (an "+
 				"interface name that looks like a mistyped command is refused; "+
 				"interface names usually end in a digit, like hop0)", name, sub)}
+		}
+		// Checked before the name becomes part of any path.
+		if err := config.CheckInterfaceName(name); err != nil {
+			return usageError{fmt.Errorf("interface name: %w", err)}
 		}
 		if g.wgDir == "" {
 			return usageError{errors.New("--wg-dir is empty: an interface run for wg-quick " +
@@ -219,7 +225,7 @@ func daemonize(g *globalFlags, name string) error {
 		}
 	}
 	cmd := exec.Command(self, "--run-dir="+dirs[0], "--state-dir="+dirs[1],
-		"--wg-dir="+dirs[2], "-f", name)
+		"--wg-dir="+dirs[2], "-f", "--", name) // a name may start with '-'
 	cmd.Env = append(os.Environ(), readyFDEnv+"=3")
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.Dir = "/"
@@ -249,8 +255,11 @@ func daemonize(g *globalFlags, name string) error {
 	if err != nil {
 		return fmt.Errorf("start %s in the background: %w", name, err)
 	}
+	if rest, ok := strings.CutPrefix(msg, usagePrefix); ok {
+		return usageError{errors.New(rest)}
+	}
 	if rest, ok := strings.CutPrefix(msg, errorPrefix); ok {
-		return fmt.Errorf("%s", rest)
+		return errors.New(rest)
 	}
 	return fmt.Errorf("start %s in the background: the daemon exited without a word", name)
 }
@@ -292,7 +301,11 @@ func (r *reporter) report(err error) {
 		return
 	}
 	msg := readyLine
-	if err != nil {
+	var ue usageError
+	switch {
+	case errors.As(err, &ue):
+		msg = usagePrefix + err.Error()
+	case err != nil:
 		msg = errorPrefix + err.Error()
 	}
 	fmt.Fprintln(r.f, msg)
@@ -339,10 +352,6 @@ func serveUserspace(ctx context.Context, g *globalFlags, name string, rep *repor
 	log, err := userspaceLogger()
 	if err != nil {
 		return err
-	}
-	// Checked before the name becomes part of any path.
-	if err := config.CheckInterfaceName(name); err != nil {
-		return usageError{fmt.Errorf("interface name: %w", err)}
 	}
 	log = log.With("interface", name)
 	ts, err := device.OpenTimestampStore(filepath.Join(g.stateDir, name))
