@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -373,7 +374,12 @@ func (i *Interface) teardown() error {
 	i.addrs = nil
 
 	if i.Device != nil {
-		if err := i.Device.Close(); err != nil {
+		// The device's netlink listener may end on its own between the two
+		// steps of the device's Close (the shutdown flag, then a write to
+		// wake the listener) when our own teardown's netlink events wake it
+		// first, and the write then finds the wake-up pipe closed. That
+		// listener is gone, as it should be: not a failure.
+		if err := i.Device.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
 			errs = append(errs, fmt.Errorf("close tun: %w", err))
 		}
 		<-i.events

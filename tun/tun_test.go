@@ -147,7 +147,8 @@ func TestCloseRemovesEverything(t *testing.T) {
 	}
 	assertNothingLeft(t, "hop0", index)
 	// Close waits for the device's goroutines and the event drain to end.
-	if n := runtime.NumGoroutine(); n != goroutines {
+	// (Fewer than before is fine: one an earlier test left may end meanwhile.)
+	if n := runtime.NumGoroutine(); n > goroutines {
 		t.Errorf("goroutines after Close = %d, before Create = %d", n, goroutines)
 	}
 
