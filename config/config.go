@@ -8,6 +8,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -163,7 +164,7 @@ func Parse(data []byte, name string) (*Config, error) {
 	}
 	var doc map[string]any
 	if _, err := toml.Decode(string(data), &doc); err != nil {
-		return nil, syntaxError(name, err)
+		return nil, syntaxError(name, data, err)
 	}
 	v := &validator{file: name, dir: filepath.Dir(name), lines: lines}
 	cfg := v.config(doc)
@@ -204,11 +205,17 @@ func lineOf(lines map[string]int, key string) int {
 	return first
 }
 
-// syntaxError turns a TOML decoding error into an *Error.
-func syntaxError(name string, err error) *Error {
+// syntaxError turns a TOML decoding error in data into an *Error. The line
+// is that of the error's first byte: the decoder's own line number is one
+// too far when the error is found at the end of a line.
+func syntaxError(name string, data []byte, err error) *Error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		return &Error{File: name, Line: pe.Position.Line, Msg: "invalid TOML: " + pe.Message}
+		line := pe.Position.Line
+		if at := pe.Position.Start; at >= 0 && at < len(data) {
+			line = 1 + bytes.Count(data[:at], []byte{'\n'})
+		}
+		return &Error{File: name, Line: line, Msg: "invalid TOML: " + pe.Message}
 	}
 	return &Error{File: name, Msg: "invalid TOML: " + err.Error()}
 }

@@ -117,6 +117,8 @@ func TestParseErrors(t *testing.T) {
 		// TOML syntax.
 		{"duplicate key", iface(`name = "hop1"`), 5, "", "invalid TOML"},
 		{"unterminated string", doc(`[interface]`, `name = "hop0`), 2, "", "invalid TOML"},
+		{"unclosed table array header", iface(`[[peer]`, `name = "b"`), 5, "", "invalid TOML"},
+		{"unclosed table header", doc(`[interface`, `name = "hop0"`), 1, "", "invalid TOML"},
 
 		// Interface name.
 		{"empty name", doc(`[interface]`, `name = ""`, `private_key_file = "k"`), 2,
