@@ -10,6 +10,22 @@ import (
 // allocRuns is how many runs each allocation pin averages over.
 const allocRuns = 200
 
+// allocAttempts is how many times a pin measures before it fails.
+const allocAttempts = 3
+
+// fewestAllocs returns the least of allocAttempts averages of
+// testing.AllocsPerRun(allocRuns, f), stopping at the first zero. The
+// count covers every goroutine of the process, and one of the runtime's or
+// the testing package's, woken on a loaded machine, may allocate during
+// one attempt; an allocation of f's own recurs in every attempt.
+func fewestAllocs(f func()) float64 {
+	least := testing.AllocsPerRun(allocRuns, f)
+	for i := 1; i < allocAttempts && least != 0; i++ {
+		least = min(least, testing.AllocsPerRun(allocRuns, f))
+	}
+	return least
+}
+
 // skipUnderRace skips an allocation pin under the race detector.
 func skipUnderRace(t *testing.T) {
 	if raceEnabled {
@@ -28,7 +44,7 @@ func TestSendAllocs(t *testing.T) {
 			bufs := payloads(repeat(64, datagramSize))
 			ep := endpoint(t, tx, fam.addr, port)
 			// Nobody reads rx: the kernel drops what does not fit.
-			allocs := testing.AllocsPerRun(allocRuns, func() {
+			allocs := fewestAllocs(func() {
 				if err := tx.Send(bufs, ep); err != nil {
 					t.Fatalf("send: %v", err)
 				}
@@ -55,7 +71,7 @@ func TestReceiveAllocs(t *testing.T) {
 			r := newRxBufs()
 			timer := time.AfterFunc(time.Minute, func() { _ = rx.Close() })
 			var reply conn.Endpoint
-			allocs := testing.AllocsPerRun(allocRuns, func() {
+			allocs := fewestAllocs(func() {
 				if err := tx.Send(bufs, ep); err != nil {
 					t.Fatalf("send: %v", err)
 				}
@@ -77,7 +93,7 @@ func TestReceiveAllocs(t *testing.T) {
 				t.Fatalf("received from %s", reply.DstToString())
 			}
 			// Reply through the received endpoint: sticky source.
-			allocs = testing.AllocsPerRun(allocRuns, func() {
+			allocs = fewestAllocs(func() {
 				if err := rx.Send(bufs[:1], reply); err != nil {
 					t.Fatalf("reply: %v", err)
 				}
@@ -96,10 +112,10 @@ func TestEndpointAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	if a := testing.AllocsPerRun(allocRuns, func() { _ = ep.DstToBytes() }); a != 0 {
+	if a := fewestAllocs(func() { _ = ep.DstToBytes() }); a != 0 {
 		t.Errorf("DstToBytes allocates %.1f times", a)
 	}
-	if a := testing.AllocsPerRun(allocRuns, func() { _ = ep.SrcIP() }); a != 0 {
+	if a := fewestAllocs(func() { _ = ep.SrcIP() }); a != 0 {
 		t.Errorf("SrcIP allocates %.1f times", a)
 	}
 }
