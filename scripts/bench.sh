@@ -38,6 +38,9 @@
 # HOPRD_BASE=path/to/other/hoprd with "base" in SYSTEMS (a before/after run)
 # PROFILE=DIR (run hoprd's engine under pprof, profiles into DIR; see
 # docs/performance.md), GO (the go command). Needs root.
+#
+# REPORT=FILE.tsv prints the report of the samples a run saved, with the
+# same knobs (SYSTEMS, ROUNDS, SCALE...), and measures nothing: no root.
 set -euo pipefail
 # Config and key files must not be writable by group or others (hoprd
 # refuses them), whatever the caller's umask.
@@ -64,7 +67,7 @@ readonly WG_SOCK_DIR=/var/run/wireguard
 export PATH="${PATH}:/usr/local/go/bin:/usr/local/sbin:/usr/sbin:/sbin"
 GO=${GO:-go}
 
-if [[ ${EUID} -ne 0 ]]; then
+if [[ -z ${REPORT:-} && ${EUID} -ne 0 ]]; then
 	echo "bench: needs root (network namespaces, TUN)" >&2
 	exit 1
 fi
@@ -726,9 +729,10 @@ report() {
 targets() {
 	echo "## Targets"
 	echo
-	echo "Each compares medians; in brackets, the rounds in which the same comparison"
-	echo "holds between the two systems measured in that round, and the median of"
-	echo "the ratios of the two within each round."
+	echo "Each comparison of two systems is judged on the median of their per-round"
+	echo "ratios: both ran in every round, minutes apart, so drift of the machine"
+	echo "between rounds cancels out of each ratio. In brackets, the rounds in which"
+	echo "the comparison holds, and the medians of the two systems over all rounds."
 	echo
 	target "TCP 1 stream, hop 1s >= wireguard-go" hop1s tcp1 ">=" wg 1
 	target "TCP 1 stream, hop 50ms within 5 % of hop 1s" hop50ms tcp1 ">=" hop1s 0.95
@@ -746,28 +750,27 @@ targets() {
 	fi
 }
 
-# target NAME SYS METRIC OP BASE FACTOR: check of SYS's median against
-# BASE's, with the count of rounds in which the comparison holds.
+# target NAME SYS METRIC OP BASE FACTOR: "met" when the median over rounds
+# of SYS's figure divided by BASE's, both of the same round, is OP FACTOR.
 target() {
 	local name=$1 sys=$2 m=$3 op=$4 base=$5 f=$6
-	check "${name}" "$(median "${sys}" "${m}")" "${op}" "$(median "${base}" "${m}")" "${f}" \
-		"$(awk -F'\t' -v s="${sys}" -v b="${base}" -v m="${m}" -v op="${op}" -v f="${f}" '
-			$3 == m && $1 == s { a[$2] = $4 }
-			$3 == m && $1 == b { c[$2] = $4 }
-			END {
-				for (r in a) if (r in c) {
-					n++
-					if (op == ">=" ? a[r] >= c[r] * f : a[r] <= c[r] * f) k++
-					if (c[r] != 0) q[++m] = a[r] / c[r]
-				}
-				if (!n) exit
-				printf "in %d of %d rounds", k, n
-				# The median of the per-round ratios, each between two systems
-				# measured minutes apart: drift between rounds cancels.
-				for (i = 2; i <= m; i++)
-					for (j = i; j > 1 && q[j - 1] > q[j]; j--) { t = q[j]; q[j] = q[j - 1]; q[j - 1] = t }
-				if (m) printf "; median ratio per round %.2f", m % 2 ? q[(m + 1) / 2] : (q[m / 2] + q[m / 2 + 1]) / 2
-			}' "${RESULTS}")"
+	awk -F'\t' -v name="${name}" -v s="${sys}" -v b="${base}" -v m="${m}" -v op="${op}" \
+		-v f="${f}" -v ms="$(median "${sys}" "${m}")" -v mb="$(median "${base}" "${m}")" '
+		$3 == m && $1 == s { a[$2] = $4 }
+		$3 == m && $1 == b { c[$2] = $4 }
+		END {
+			for (r in a) if (r in c && c[r] != 0) {
+				q[++n] = a[r] / c[r]
+				if (op == ">=" ? q[n] >= f : q[n] <= f) k++
+			}
+			if (!n) { printf "- %s: not measured\n", name; exit }
+			for (i = 2; i <= n; i++)
+				for (j = i; j > 1 && q[j - 1] > q[j]; j--) { t = q[j]; q[j] = q[j - 1]; q[j - 1] = t }
+			med = n % 2 ? q[(n + 1) / 2] : (q[n / 2] + q[n / 2 + 1]) / 2
+			ok = op == ">=" ? med >= f : med <= f
+			printf "- %s: %s (median ratio per round %.3f %s %g; in %d of %d rounds;" \
+				" medians %g and %g)\n", name, ok ? "met" : "MISSED", med, op, f, k + 0, n, ms, mb
+		}' "${RESULTS}"
 }
 
 # check NAME A OP B FACTOR [NOTE]: "met" when A OP B*FACTOR.
@@ -875,4 +878,19 @@ main() {
 	log "written to ${OUT} (every sample in ${OUT%.md}.tsv)"
 }
 
-main "$@"
+# report_only: the report of the samples in REPORT, on standard output.
+report_only() {
+	[[ -r ${REPORT} ]] || die "REPORT=${REPORT}: no such readable file"
+	RESULTS=${REPORT}
+	echo "# hoprd benchmark, the samples of ${REPORT}"
+	echo
+	echo "- ROUNDS=${ROUNDS} SYSTEMS=\"${SYSTEMS}\" PEERS=${PEERS} CYCLES=${CYCLES}"
+	echo
+	report
+}
+
+if [[ -n ${REPORT:-} ]]; then
+	report_only
+else
+	main "$@"
+fi
