@@ -19,6 +19,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 	"github.com/hoprd/hoprd/handshake"
@@ -156,6 +157,13 @@ func Parse(data []byte, name string) (*Config, error) {
 		return nil, &Error{File: name,
 			Msg: fmt.Sprintf("file is larger than %d bytes", MaxFileSize)}
 	}
+	// A UTF-8 byte order mark is allowed and skipped, as the TOML decoder
+	// does, so that the line scanner sees the first key where it is.
+	data = bytes.TrimPrefix(data, utf8BOM)
+	if !utf8.Valid(data) {
+		return nil, &Error{File: name, Line: invalidUTF8Line(data),
+			Msg: "not UTF-8 text: a config file is UTF-8 (TOML), not UTF-16 or another encoding"}
+	}
 	lines, tooDeep := scanLines(data)
 	if tooDeep > 0 {
 		return nil, &Error{File: name, Line: tooDeep, Msg: fmt.Sprintf(
@@ -174,6 +182,26 @@ func Parse(data []byte, name string) (*Config, error) {
 	cfg.Path = name
 	cfg.lines = v.lines
 	return cfg, nil
+}
+
+// utf8BOM is the byte order mark an editor may put before UTF-8 text.
+var utf8BOM = []byte{0xef, 0xbb, 0xbf}
+
+// invalidUTF8Line returns the line of the first byte of data that is not
+// part of valid UTF-8.
+func invalidUTF8Line(data []byte) int {
+	line := 1
+	for len(data) > 0 {
+		r, size := utf8.DecodeRune(data)
+		if r == utf8.RuneError && size <= 1 {
+			break
+		}
+		if r == '\n' {
+			line++
+		}
+		data = data[size:]
+	}
+	return line
 }
 
 // LineOf returns the line of a key in the config file, named as in

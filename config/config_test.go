@@ -279,6 +279,13 @@ func TestParseErrors(t *testing.T) {
 			`  { name = "b", public_key = "`+pubB+`", mode = "x" },`, `]`) + iface(), 3,
 			"peer[2].mode", "not a mode"},
 
+		// Encodings: a UTF-8 byte order mark keeps the lines where they are;
+		// anything but UTF-8 is refused at the first bad byte.
+		{"error after a UTF-8 BOM", "\xef\xbb\xbf" + iface(`listen_port = 70000`), 5,
+			"interface.listen_port", "out of range"},
+		{"UTF-16 with its BOM", "\xff\xfe[\x00i\x00", 1, "", "not UTF-8"},
+		{"a Latin-1 byte", iface("# caf\xe9"), 5, "", "not UTF-8"},
+
 		// The error nearest the top of the file wins.
 		{"first error wins", iface(peers(peer("a", pubA, "", `mode = "x"`),
 			peer("b", pubB, "", `colour = 1`))...), 9, "peer[1].mode", "not a mode"},
