@@ -26,7 +26,6 @@ func (d *Device) handshakeWorker() {
 			return
 		}
 		d.handleHandshake(m, out[:])
-		putBuf(m.buf)
 	}
 }
 
@@ -39,13 +38,9 @@ func (d *Device) handleHandshake(m *hsMessage, out []byte) {
 		d.drops.add(DropNoPrivateKey, 1)
 		return
 	}
-	msg := m.buf[:m.n]
+	msg := m.buf[:m.n] // of its type's length: queueHandshake checked
 	typ := binary.LittleEndian.Uint32(msg[:4])
 	proto, _ := handshake.ProtocolForType(typ)
-	if len(msg) != handshakeMessageSize(proto, typ) {
-		d.drops.add(DropBadLength, 1)
-		return
-	}
 	switch typ {
 	case proto.TypeInitiation, proto.TypeResponse:
 		if !d.checkMACs(msg, m.ep, out) {

@@ -3,8 +3,8 @@ package device
 // The inbound pipeline, in the order a packet travels:
 //
 //  1. receive (one goroutine per UDP receive function) reads a batch from
-//     the bind and sorts it by message type. Handshake messages go to the
-//     handshake worker. Transport messages are looked up by receiver index;
+//     the bind and sorts it by message type. A copy of each handshake
+//     message of its type's exact length goes to the handshake worker. Transport messages are looked up by receiver index;
 //     consecutive messages of one session and epoch form a group, whose key
 //     the receiver fetches from the session's window (never by trial: the
 //     header names the epoch). The batch goes to this receiver's writer and
@@ -68,9 +68,11 @@ func putInGroup(g *inGroup) {
 	inGroupPool.Put(g)
 }
 
-// hsMessage is a handshake message waiting for the handshake worker.
+// hsMessage is a handshake message waiting for the handshake worker: a
+// copy, so that the queue holds a few hundred bytes per message, not a
+// packet buffer of 64 KiB that anyone could fill it with.
 type hsMessage struct {
-	buf *packetBuf
+	buf [handshake.MessageInitiationSize]byte // the largest handshake message
 	n   int
 	ep  conn.Endpoint
 }
@@ -134,6 +136,23 @@ var inBatchPool = sync.Pool{New: func() any {
 	return &inBatch{groups: make([]*inGroup, 0, 8)}
 }}
 
+// queueHandshake queues a copy of a handshake message of type typ for the
+// handshake worker, if it has the type's exact length and the queue room.
+func (d *Device) queueHandshake(proto *handshake.Protocol, typ uint32, msg []byte,
+	ep conn.Endpoint) {
+	if len(msg) != handshakeMessageSize(proto, typ) {
+		d.drops.add(DropBadLength, 1)
+		return
+	}
+	m := &hsMessage{n: len(msg), ep: ep}
+	copy(m.buf[:], msg)
+	select {
+	case d.handshakeQueue <- m:
+	default:
+		d.drops.add(DropHandshakeQueueFull, 1)
+	}
+}
+
 // sortMessage routes one received message. It reports whether it kept buf.
 func (d *Device) sortMessage(
 	batch **inBatch,
@@ -153,13 +172,8 @@ func (d *Device) sortMessage(
 		return false
 	}
 	if typ != proto.TypeTransport {
-		select {
-		case d.handshakeQueue <- &hsMessage{buf: buf, n: n, ep: ep}:
-			return true
-		default:
-			d.drops.add(DropHandshakeQueueFull, 1)
-			return false
-		}
+		d.queueHandshake(proto, typ, buf[:n], ep)
+		return false
 	}
 
 	hdr, ok := parseTransportHeader(buf[:n])

@@ -791,3 +791,42 @@ func TestForgedResponseRaisesNoProblem(t *testing.T) {
 		return strings.Contains(peerProblem(tp.a, "b"), "preshared key")
 	})
 }
+
+// TestHandshakeQueueHoldsCopies checks that a queued handshake message is a
+// copy of the datagram, so the receive buffer goes back at once and a flood
+// of junk initiations holds no packet buffers, and that a message of the
+// wrong length for its type is counted and never queued.
+func TestHandshakeQueueHoldsCopies(t *testing.T) {
+	d := &Device{handshakeQueue: make(chan *hsMessage, 1)}
+	buf := new(packetBuf)
+	binary.LittleEndian.PutUint32(buf[:4], handshake.Hop.TypeInitiation)
+	buf[100] = 0xaa
+	ep := newMemEndpoint("192.0.2.9:51820")
+	if d.sortMessage(nil, buf, handshake.MessageInitiationSize, ep, time.Now()) {
+		t.Fatal("sortMessage kept the buffer of a handshake message")
+	}
+	buf[100] = 0xbb // the buffer is reused for the next datagram
+	m := <-d.handshakeQueue
+	if m.n != handshake.MessageInitiationSize || m.buf[100] != 0xaa || m.ep != ep {
+		t.Errorf("queued message n=%d byte 100=%#x ep=%v, want the datagram as it came",
+			m.n, m.buf[100], m.ep)
+	}
+
+	for _, n := range []int{handshake.MessageInitiationSize - 1,
+		handshake.MessageInitiationSize + 1, 4096} {
+		d.sortMessage(nil, buf, n, ep, time.Now())
+	}
+	if got := d.drops[DropBadLength].Load(); got != 3 {
+		t.Errorf("bad_length %d, want 3", got)
+	}
+	if len(d.handshakeQueue) != 0 {
+		t.Error("a message of the wrong length was queued")
+	}
+
+	// A full queue drops and counts; it never blocks the receiver.
+	d.sortMessage(nil, buf, handshake.MessageInitiationSize, ep, time.Now())
+	d.sortMessage(nil, buf, handshake.MessageInitiationSize, ep, time.Now())
+	if got := d.drops[DropHandshakeQueueFull].Load(); got != 1 {
+		t.Errorf("handshake_queue_full %d, want 1", got)
+	}
+}
