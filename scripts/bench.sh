@@ -67,6 +67,53 @@ readonly WG_SOCK_DIR=/var/run/wireguard
 export PATH="${PATH}:/usr/local/go/bin:/usr/local/sbin:/usr/sbin:/sbin"
 GO=${GO:-go}
 
+# check_knobs: refuses a knob the benchmark cannot use, before anything is
+# built or created.
+check_knobs() {
+	local k sys bad=0
+	for k in ROUNDS DURATION UDP_DURATION PING_COUNT PEERS CYCLES; do
+		if ! [[ ${!k} =~ ^[1-9][0-9]*$ ]]; then
+			echo "bench: ${k}=${!k}: want a whole number of at least 1" >&2
+			bad=1
+		fi
+	done
+	for k in SCALE GOBENCH; do
+		if ! [[ ${!k} =~ ^[01]$ ]]; then
+			echo "bench: ${k}=${!k}: want 0 (skip) or 1" >&2
+			bad=1
+		fi
+	done
+	if ! [[ ${UDP_RATE} =~ ^[0-9]+(\.[0-9]+)?[KMG]?$ ]]; then
+		echo "bench: UDP_RATE=${UDP_RATE}: want a rate as iperf3 takes it, such as 300M" >&2
+		bad=1
+	fi
+	for sys in ${SYSTEMS}; do
+		case ${sys} in
+		veth | wg | hop1s | hop50ms) ;;
+		base)
+			if [[ ! -x ${HOPRD_BASE:-} ]]; then
+				echo "bench: SYSTEMS has base: HOPRD_BASE=${HOPRD_BASE:-} is no executable" >&2
+				bad=1
+			fi
+			;;
+		*)
+			echo "bench: SYSTEMS: no system ${sys}: want veth, wg, hop1s, hop50ms, base" >&2
+			bad=1
+			;;
+		esac
+	done
+	if [[ -z ${SYSTEMS// /} ]]; then
+		echo "bench: SYSTEMS is empty" >&2
+		bad=1
+	fi
+	if [[ -n ${HOPRD:-} && ! -x ${HOPRD} ]]; then
+		echo "bench: HOPRD=${HOPRD}: no executable" >&2
+		bad=1
+	fi
+	((bad == 0)) || exit 2
+}
+check_knobs
+
 if [[ -z ${REPORT:-} && ${EUID} -ne 0 ]]; then
 	echo "bench: needs root (network namespaces, TUN)" >&2
 	exit 1
@@ -107,7 +154,9 @@ declare -a pids=() # every process started in the background
 
 cleanup() {
 	local p i
-	trap - EXIT INT TERM
+	# A second Ctrl-C must not cut the cleanup short.
+	trap - EXIT
+	trap '' INT TERM
 	set +e
 	for p in "${pids[@]}"; do
 		kill -TERM "${p}" 2>/dev/null
@@ -128,6 +177,34 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+# The owner file names this run, so that a later run can remove what this
+# one leaves behind should it be killed where no trap runs (SIGKILL).
+echo "$$ ${tag}" >"${tmp}/owner"
+
+# reap_orphans: removes the namespaces, processes, sockets and files of
+# earlier runs that died without cleaning up.
+reap_orphans() {
+	local d pid otag ns p
+	for d in /tmp/hoprd-bench.*; do
+		[[ -f ${d}/owner && ${d} != "${tmp}" ]] || continue
+		read -r pid otag <"${d}/owner" || continue
+		[[ ${otag} =~ ^[0-9a-f]{4}$ ]] || continue
+		if [[ -r /proc/${pid}/cmdline ]] &&
+			tr '\0' ' ' <"/proc/${pid}/cmdline" | grep -q 'bench\.sh'; then
+			continue # still running
+		fi
+		log "removing what run ${otag} (process ${pid}, gone) left behind"
+		for ns in "hbench-${otag}-a" "hbench-${otag}-b"; do
+			for p in $(ip netns pids "${ns}" 2>/dev/null); do
+				kill -KILL "${p}" 2>/dev/null
+			done
+			ip netns del "${ns}" 2>/dev/null
+		done
+		rm -f "${WG_SOCK_DIR}/hb${otag}a.sock" "${WG_SOCK_DIR}/hb${otag}b.sock"
+		rm -rf "${d}"
+	done
+	return 0
+}
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 die() {
@@ -821,6 +898,7 @@ round_order() {
 main() {
 	local -a order sys_list
 	local r i sys start=${SECONDS}
+	reap_orphans
 	install_deps
 	build
 	setup_link
@@ -863,7 +941,7 @@ main() {
 		log "Go benchmarks"
 		gobench
 	fi
-	mkdir -p "$(dirname "${OUT}")"
+	(umask 022 && mkdir -p "$(dirname "${OUT}")") # the report is for anyone to read
 	{
 		header
 		report

@@ -4,6 +4,7 @@
 package scripts
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,5 +92,37 @@ func TestBenchReportMissingFile(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "no such readable file") {
 		t.Errorf("output does not name the problem:\n%s", out)
+	}
+}
+
+// TestBenchKnobs checks that bench.sh refuses each knob it cannot use,
+// before it builds or creates anything, with exit code 2 and the knob's
+// name.
+func TestBenchKnobs(t *testing.T) {
+	tests := []struct{ env, says string }{
+		{"ROUNDS=0", "ROUNDS=0: want a whole number"},
+		{"ROUNDS=abc", "ROUNDS=abc: want a whole number"},
+		{"DURATION=-1", "DURATION=-1: want a whole number"},
+		{"PEERS=1e4", "PEERS=1e4: want a whole number"},
+		{"SCALE=yes", "SCALE=yes: want 0 (skip) or 1"},
+		{"UDP_RATE=lots", "UDP_RATE=lots: want a rate"},
+		{"SYSTEMS=veth bogus", "no system bogus"},
+		{"SYSTEMS= ", "SYSTEMS is empty"},
+		{"HOPRD=/nonexistent/hoprd", "HOPRD=/nonexistent/hoprd: no executable"},
+		{"SYSTEMS=wg base", "HOPRD_BASE= is no executable"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.env, func(t *testing.T) {
+			cmd := exec.Command("bash", "bench.sh")
+			cmd.Env = append(os.Environ(), tc.env, "HOPRD_BASE=")
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+				t.Fatalf("bench.sh with %s: %v, want exit code 2\n%s", tc.env, err, out)
+			}
+			if !strings.Contains(string(out), tc.says) {
+				t.Errorf("bench.sh with %s says %q, want %q", tc.env, out, tc.says)
+			}
+		})
 	}
 }
