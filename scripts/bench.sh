@@ -18,6 +18,8 @@
 #   cpu/GB    CPU seconds (user+system) both daemons used during the TCP tests,
 #             per GB received
 #   rss       peak RSS (VmHWM) of the larger of the two daemons
+#   retr      TCP retransmissions iperf3 counted, 1 and 4 streams
+#   drops     what both hoprd daemons dropped over the round (hoprd status)
 # Then the scale tests: time, RSS and idle CPU with PEERS peers, each with its
 # own key and /32 (wireguard-go from its start until `wg setconf` returns;
 # hoprd from its start until `hoprd status` answers, with the peers in its
@@ -150,7 +152,8 @@ nsA="hbench-${tag}-a"
 nsB="hbench-${tag}-b"
 ifA="hb${tag}a"
 ifB="hb${tag}b"
-declare -a pids=() # every process started in the background
+declare -a pids=()        # every process started in the background
+declare -a HOPRD_SIDES=() # the side directories of the hoprd system up now
 
 cleanup() {
 	local p i
@@ -443,6 +446,20 @@ up_hoprd() {
 	start_hoprd "${nsB}" "${d}/b"
 	DAEMONS+=("${BG_PID}")
 	DST=100.64.${net}.2
+	[[ -n ${PROFILE} ]] || HOPRD_SIDES=("${d}/a" "${d}/b")
+}
+
+# hoprd_drops: the packets and messages both hoprd daemons of the system up
+# now have dropped, every reason and peer together, from `hoprd status`.
+hoprd_drops() {
+	local side name total=0 n
+	for side in "${HOPRD_SIDES[@]}"; do
+		name=$(awk -F'"' '/^name/ {print $2; exit}' "${side}/hoprd.toml")
+		n=$("${HOPRD}" status -i "${name}" --run-dir "${side}/run" --json |
+			jq '[(.drops // {})[], (.peers[]?.drops // {})[]] | add // 0') || return 1
+		total=$((total + n))
+	done
+	echo "${total}"
 }
 
 up_hop1s() { up_hoprd 1s 2; }
@@ -459,6 +476,7 @@ up_base() {
 }
 
 down() {
+	HOPRD_SIDES=()
 	((${#DAEMONS[@]} == 0)) || stop "${DAEMONS[@]}"
 	rm -rf "${tmp}/wg" "${tmp}"/hop-*
 }
@@ -503,6 +521,8 @@ measure() {
 		if iperf "${DST}" -t "${DURATION}" -P "${streams}"; then
 			record "${sys}" "${round}" "tcp${streams}" \
 				"$(jq '.end.sum_received.bits_per_second / 1e9' "${IPERF}")"
+			record "${sys}" "${round}" "retr${streams}" \
+				"$(jq '.end.sum_sent.retransmits // 0' "${IPERF}")"
 			b=$(jq '.end.sum_received.bytes' "${IPERF}")
 			bytes=$(awk -v a="${bytes}" -v b="${b}" 'BEGIN {printf "%.0f", a + b}')
 		else
@@ -526,6 +546,10 @@ measure() {
 	if ((${#DAEMONS[@]} > 0)); then
 		record "${sys}" "${round}" rss "$(awk -v k="$(status_kib VmHWM "${DAEMONS[@]}")" \
 			'BEGIN {print k / 1024}')"
+	fi
+	if ((${#HOPRD_SIDES[@]} > 0)); then
+		b=$(hoprd_drops) && record "${sys}" "${round}" drops "${b}" ||
+			log "${sys}: hoprd status failed"
 	fi
 }
 
@@ -739,6 +763,9 @@ report() {
 		"udp_loss|UDP loss (%)|%.2f"
 		"rtt_p50|ping RTT p50 (ms)|%.3f"
 		"rtt_p99|ping RTT p99 (ms)|%.3f"
+		"retr1|TCP retransmissions, 1 stream|%.0f"
+		"retr4|TCP retransmissions, 4 streams|%.0f"
+		"drops|hoprd drops over the round, both sides|%.0f"
 		"cpu_gb|daemon CPU per GB over TCP (s)|%.2f"
 		"rss|daemon peak RSS (MiB)|%.1f"
 	)
