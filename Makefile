@@ -46,7 +46,7 @@ fuzz: ## run every fuzz target for FUZZTIME (5s)
 demo: deps build ## three daemons in namespaces, pinging (root)
 	HOPRD=bin/hoprd bash scripts/demo.sh
 
-bench: ## hoprd against wireguard-go and the bare link (root, ~8 min; docs/performance.md)
+bench: ## hoprd against wireguard-go and the bare link (root, ~10 min; docs/performance.md)
 	GO=$(GO) bash scripts/bench.sh
 
 clean: ## remove build output
