@@ -4,8 +4,9 @@ package device
 //
 //  1. receive (one goroutine per UDP receive function) reads a batch from
 //     the bind and sorts it by message type. A copy of each handshake
-//     message of its type's exact length goes to the handshake worker. Transport messages are looked up by receiver index;
-//     consecutive messages of one session and epoch form a group, whose key
+//     message of its type's exact length goes to the handshake worker.
+//     Transport messages are looked up by receiver index; consecutive
+//     messages of one session and epoch form a group, whose key
 //     the receiver fetches from the session's window (never by trial: the
 //     header names the epoch). The batch goes to this receiver's writer and
 //     each group to decryptQueue, in that order. A batch of at most
